@@ -1,0 +1,156 @@
+"""The convolution engine: one geometry and weight, two ways to apply them.
+
+`ConvEngine` computes ``A x`` and ``A^T y`` for the convolution matrix ``A``
+of a geometry and a weight, on batches shaped ``(B, C, n_pixels)``:
+
+- ``"toeplitz"`` multiplies by the explicit CSR matrix (best for one channel
+  in and out per group: one sparse product, nothing else);
+- ``"im2col"`` gathers patches with the channel-free patch matrix ``P`` and
+  contracts them with the weights in one batched GEMM, ``Y = W (P X)``, and
+  ``A^T Y = P^T (W^T Y)`` (best when channels multiply the matrix's size).
+
+The transposed convolution and the Hermitian adjoint reuse the same engine,
+so the two directions can never diverge.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import numpy as np
+
+from linop._geometry import ConvGeometry
+from linop._memory import check_matrix_size, csr_nbytes, get_memory_limit
+from linop._pattern import patch_matrix, tap_table, toeplitz_matrix, toeplitz_nnz
+
+__all__ = ["METHODS", "ConvEngine"]
+
+METHODS = ("auto", "toeplitz", "im2col")
+
+
+def _real_dtype(dtype: np.dtype) -> np.dtype:
+    return np.empty(0, dtype=dtype).real.dtype
+
+
+class ConvEngine:
+    """Convolution ``(B, C_in, n_in) -> (B, C_out, n_out)`` and its transpose.
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+    weight : ndarray, shape (C_out, C_in // groups, *kernel_size)
+    groups : int
+    method : {"auto", "toeplitz", "im2col"}
+    """
+
+    def __init__(self, geometry: ConvGeometry, weight: np.ndarray, groups: int, method: str):
+        self.geometry = geometry
+        self.weight = weight
+        self.groups = groups
+        self.c_out = weight.shape[0]
+        self.cin_group = weight.shape[1]
+        self.c_in = self.cin_group * groups
+        self.n_in = math.prod(geometry.input_size)
+        self.n_out = math.prod(geometry.output_size)
+        self.n_taps = math.prod(geometry.kernel_size)
+        self.method = self._choose_method() if method == "auto" else method
+
+    def _choose_method(self) -> str:
+        # The explicit matrix costs nnz_1 * C_out * C_in/groups multiply-adds
+        # through a memory-bound CSR product; im2col gathers nnz_1 * C_in
+        # entries and hands the channel mixing to BLAS. With a single channel
+        # in and out per group there is no mixing to hand over.
+        if self.c_out // self.groups * self.cin_group != 1:
+            return "im2col"
+        nbytes = 2 * csr_nbytes(self.toeplitz_nnz(), self.c_out * self.n_out, self.weight.dtype)
+        return "toeplitz" if nbytes <= get_memory_limit() else "im2col"
+
+    # -- cached structures --------------------------------------------------
+    @cached_property
+    def table(self):
+        return tap_table(self.geometry)
+
+    @cached_property
+    def matrix(self):
+        """The explicit CSR matrix ``A`` (sized against the memory limit first)."""
+        shape = (self.c_out * self.n_out, self.c_in * self.n_in)
+        check_matrix_size(self.toeplitz_nnz(), self.weight.dtype, shape, "convolution")
+        w = self.weight.reshape(self.c_out, self.cin_group, self.n_taps)
+        return toeplitz_matrix(self.table, w, self.groups, self.geometry.padding_mode)
+
+    @cached_property
+    def matrix_transpose(self):
+        return self.matrix.T.tocsr()
+
+    @cached_property
+    def patches(self):
+        """The channel-free patch matrix ``P``, ``(n_out*K, n_in)``."""
+        return patch_matrix(self.table, _real_dtype(self.weight.dtype))
+
+    @cached_property
+    def patches_transpose(self):
+        return self.patches.T.tocsr()
+
+    @cached_property
+    def _grouped_weight(self):
+        """Weights as ``(groups, C_out/groups, C_in/groups * K)`` for batched GEMM."""
+        return self.weight.reshape(self.groups, self.c_out // self.groups, -1)
+
+    def toeplitz_nnz(self) -> int:
+        """Stored entries of the explicit matrix, before building it."""
+        return toeplitz_nnz(self.geometry) * self.c_out * self.cin_group
+
+    def conjugate(self) -> "ConvEngine":
+        """The engine of ``conj(A)``: conjugated weights, shared pattern."""
+        other = ConvEngine(self.geometry, self.weight.conj(), self.groups, self.method)
+        if "table" in self.__dict__:
+            other.table = self.table
+        for name in ("patches", "patches_transpose"):
+            if name in self.__dict__:
+                setattr(other, name, getattr(self, name))
+        return other
+
+    # -- application ----------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``A x`` for ``x`` of shape ``(B, C_in, n_in)`` -> ``(B, C_out, n_out)``."""
+        batch = x.shape[0]
+        if self.method == "toeplitz":
+            y = self.matrix @ x.reshape(batch, -1).T
+            return np.ascontiguousarray(y.T).reshape(batch, self.c_out, self.n_out)
+        g, cin_g, taps = self.groups, self.cin_group, self.n_taps
+        # Columns of the gather: (batch, channel) pairs, pixels along rows.
+        cols = self.patches @ x.reshape(batch * self.c_in, self.n_in).T
+        # (n_out, K, B, G, cin_g) -> (G, cin_g, K, B, n_out)
+        cols = cols.reshape(self.n_out, taps, batch, g, cin_g).transpose(3, 4, 1, 2, 0)
+        cols = cols.reshape(g, cin_g * taps, batch * self.n_out)
+        y = np.matmul(self._grouped_weight, cols)  # (G, cout_g, B*n_out)
+        y = y.reshape(self.c_out, batch, self.n_out).transpose(1, 0, 2)
+        return np.ascontiguousarray(y)
+
+    def transpose(self, y: np.ndarray) -> np.ndarray:
+        """``A^T y`` (no conjugation) for ``y`` of shape ``(B, C_out, n_out)``."""
+        batch = y.shape[0]
+        if self.method == "toeplitz":
+            x = self.matrix_transpose @ y.reshape(batch, -1).T
+            return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
+        g, cin_g, taps = self.groups, self.cin_group, self.n_taps
+        y = y.reshape(batch, g, self.c_out // g, self.n_out).transpose(1, 2, 0, 3)
+        y = y.reshape(g, self.c_out // g, batch * self.n_out)
+        cols = np.matmul(self._grouped_weight.transpose(0, 2, 1), y)  # (G, cin_g*K, B*n_out)
+        cols = cols.reshape(g, cin_g, taps, batch, self.n_out).transpose(4, 2, 3, 0, 1)
+        cols = cols.reshape(self.n_out * taps, batch * self.c_in)
+        x = self.patches_transpose @ cols  # (n_in, B*C_in)
+        return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
+
+    def adjoint(self, y: np.ndarray) -> np.ndarray:
+        """``A^H y = conj(A^T conj(y))``."""
+        if np.iscomplexobj(self.weight):
+            return self.transpose(y.conj()).conj()
+        return self.transpose(y)
+
+    def forward_conjugate(self, x: np.ndarray) -> np.ndarray:
+        """``conj(A) x``, the adjoint of the transposed convolution."""
+        if np.iscomplexobj(self.weight):
+            return self.forward(x.conj()).conj()
+        return self.forward(x)
