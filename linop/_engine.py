@@ -93,9 +93,15 @@ class ConvEngine:
         return self.patches.T.tocsr()
 
     @cached_property
-    def _grouped_weight(self):
-        """Weights as ``(groups, C_out/groups, C_in/groups * K)`` for batched GEMM."""
-        return self.weight.reshape(self.groups, self.c_out // self.groups, -1)
+    def _gemm_weight(self):
+        """Weights as ``(groups, K*C_in/groups, C_out/groups)``, rows ordered (tap, channel).
+
+        This order matches the columns of the gathered patches, so the
+        channel mixing is one GEMM per group with no transposed copies.
+        """
+        g, cin_g, cout_g = self.groups, self.cin_group, self.c_out // self.groups
+        w = self.weight.reshape(g, cout_g, cin_g, self.n_taps)
+        return np.ascontiguousarray(w.transpose(0, 3, 2, 1)).reshape(g, -1, cout_g)
 
     def toeplitz_nnz(self) -> int:
         """Stored entries of the explicit matrix, before building it."""
@@ -119,13 +125,13 @@ class ConvEngine:
             y = self.matrix @ x.reshape(batch, -1).T
             return np.ascontiguousarray(y.T).reshape(batch, self.c_out, self.n_out)
         g, cin_g, taps = self.groups, self.cin_group, self.n_taps
-        # Columns of the gather: (batch, channel) pairs, pixels along rows.
+        # Gather: rows (pixel, tap), columns (sample, channel).
         cols = self.patches @ x.reshape(batch * self.c_in, self.n_in).T
-        # (n_out, K, B, G, cin_g) -> (G, cin_g, K, B, n_out)
-        cols = cols.reshape(self.n_out, taps, batch, g, cin_g).transpose(3, 4, 1, 2, 0)
-        cols = cols.reshape(g, cin_g * taps, batch * self.n_out)
-        y = np.matmul(self._grouped_weight, cols)  # (G, cout_g, B*n_out)
-        y = y.reshape(self.c_out, batch, self.n_out).transpose(1, 0, 2)
+        # (n_out, K, B, G, cin_g) -> (B, G, n_out, K*cin_g); no copy when B = G = 1.
+        cols = cols.reshape(self.n_out, taps, batch, g, cin_g).transpose(2, 3, 0, 1, 4)
+        cols = cols.reshape(batch, g, self.n_out, taps * cin_g)
+        y = np.matmul(cols, self._gemm_weight)  # (B, G, n_out, cout_g)
+        y = y.transpose(0, 1, 3, 2).reshape(batch, self.c_out, self.n_out)
         return np.ascontiguousarray(y)
 
     def transpose(self, y: np.ndarray) -> np.ndarray:
@@ -135,10 +141,9 @@ class ConvEngine:
             x = self.matrix_transpose @ y.reshape(batch, -1).T
             return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
         g, cin_g, taps = self.groups, self.cin_group, self.n_taps
-        y = y.reshape(batch, g, self.c_out // g, self.n_out).transpose(1, 2, 0, 3)
-        y = y.reshape(g, self.c_out // g, batch * self.n_out)
-        cols = np.matmul(self._grouped_weight.transpose(0, 2, 1), y)  # (G, cin_g*K, B*n_out)
-        cols = cols.reshape(g, cin_g, taps, batch, self.n_out).transpose(4, 2, 3, 0, 1)
+        y = y.reshape(batch, g, self.c_out // g, self.n_out).transpose(0, 1, 3, 2)
+        cols = np.matmul(y, self._gemm_weight.transpose(0, 2, 1))  # (B, G, n_out, K*cin_g)
+        cols = cols.reshape(batch, g, self.n_out, taps, cin_g).transpose(2, 3, 0, 1, 4)
         cols = cols.reshape(self.n_out * taps, batch * self.c_in)
         x = self.patches_transpose @ cols  # (n_in, B*C_in)
         return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)

@@ -167,27 +167,13 @@ def patch_matrix(table: TapTable, dtype) -> sp.csr_array:
     return matrix
 
 
-def _row_entries(table: TapTable):
-    """One-channel Toeplitz pattern: row pointer, columns and tap of each entry."""
-    n_out, n_taps = table.index.shape
-    if table.valid is None:
-        indptr = np.arange(0, (n_out + 1) * n_taps, n_taps, dtype=np.int64)
-        columns = table.index.ravel()
-        taps = np.tile(np.arange(n_taps, dtype=np.int64), n_out)
-    else:
-        counts = np.count_nonzero(table.valid, axis=1)
-        indptr = np.zeros(n_out + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        columns = table.index[table.valid]
-        taps = np.broadcast_to(np.arange(n_taps), table.index.shape)[table.valid]
-    return indptr, columns, taps
-
-
 def toeplitz_matrix(table: TapTable, weight: np.ndarray, groups: int, padding_mode: str):
     """The explicit convolution matrix, ``C_out*n_out`` by ``C_in*n_in``.
 
     Block ``(co, ci)`` is ``sum_k weight[co, ci - g0, k] * P_k`` for the
-    input channels ``ci`` of the group of ``co``.
+    input channels ``ci`` of the group of ``co``. Row ``(co, o)`` holds its
+    entries in ``(input channel, tap)`` order, which is column order for zero
+    padding: the indices come out sorted without a sort.
 
     Parameters
     ----------
@@ -199,39 +185,28 @@ def toeplitz_matrix(table: TapTable, weight: np.ndarray, groups: int, padding_mo
         same pixel; their entries are summed.
     """
     c_out, cin_g, n_taps = weight.shape
-    cout_g = c_out // groups
     n_in, n_out = table.n_in, table.n_out
-    ptr1, cols1, taps1 = _row_entries(table)
-    nnz1 = cols1.size
-    per_out_channel = cin_g * nnz1
-    nnz = c_out * per_out_channel
-    idx_dtype = index_dtype(nnz, groups * cin_g * n_in, c_out * n_out)
+    full = (c_out, n_out, cin_g, n_taps)
+    n_full = math.prod(full)
+    idx_dtype = index_dtype(n_full, groups * cin_g * n_in, c_out * n_out)
 
-    # Entries of one output channel, ordered (row o, input channel, tap):
-    # entry e of row o for input channel c lands at
-    # cin_g*ptr1[o] + c*len(o) + (e - ptr1[o]).
-    lengths = np.diff(ptr1)
-    row_of = np.repeat(np.arange(n_out), lengths)
-    start = ptr1[row_of]
-    offset_in_row = np.arange(nnz1) - start
-    channel = np.arange(cin_g)[:, None]
-    dest = (cin_g * start + offset_in_row)[None, :] + channel * lengths[row_of][None, :]
-    order = np.empty(per_out_channel, dtype=np.int64)
-    order[dest.ravel()] = np.arange(per_out_channel)
-    channel_of = np.repeat(np.arange(cin_g), nnz1)[order]
-    entry_of = np.tile(np.arange(nnz1), cin_g)[order]
-    local_cols = (channel_of * n_in + cols1[entry_of]).astype(idx_dtype)
-    local_taps = taps1[entry_of]
-
-    group_offset = (np.arange(c_out) // cout_g * (cin_g * n_in)).astype(idx_dtype)
-    indices = (group_offset[:, None] + local_cols[None, :]).ravel()
-    data = weight[:, channel_of, local_taps].ravel()
-    row_ptr = (np.arange(c_out, dtype=idx_dtype) * idx_dtype.type(per_out_channel))[:, None]
-    indptr = np.empty(c_out * n_out + 1, dtype=idx_dtype)
-    indptr[:-1] = (row_ptr + (cin_g * ptr1[:-1]).astype(idx_dtype)[None, :]).ravel()
-    indptr[-1] = nnz
+    group = np.arange(c_out) // (c_out // groups)
+    channel = (group[:, None] * cin_g + np.arange(cin_g)[None, :]) * n_in  # (C_out, cin_g)
+    cols = channel.astype(idx_dtype)[:, None, :, None] + table.index.astype(idx_dtype)[None, :, None, :]
+    values = np.broadcast_to(weight[:, None, :, :], full)
+    if table.valid is None:
+        indices = cols.reshape(-1)
+        data = values.reshape(-1)  # a copy: weight is broadcast over pixels
+        indptr = np.arange(0, n_full + 1, cin_g * n_taps, dtype=idx_dtype)
+    else:
+        mask = np.broadcast_to(table.valid[None, :, None, :], full)
+        indices = cols[mask]
+        data = values[mask]
+        per_row = np.count_nonzero(table.valid, axis=1).astype(idx_dtype) * cin_g
+        indptr = np.zeros(c_out * n_out + 1, dtype=idx_dtype)
+        np.cumsum(np.tile(per_row, c_out), out=indptr[1:])
     matrix = sp.csr_array(
-        (data, indices, indptr), shape=(c_out * n_out, groups * cin_g * n_in)
+        (data, indices, indptr), shape=(c_out * n_out, groups * cin_g * n_in), copy=False
     )
     if padding_mode == "zeros":
         matrix.has_sorted_indices = True
