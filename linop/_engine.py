@@ -73,7 +73,11 @@ class ConvEngine:
 
     @cached_property
     def matrix(self):
-        """The explicit CSR matrix ``A`` (sized against the memory limit first)."""
+        """The explicit CSR matrix ``A``, cached for the Toeplitz method."""
+        return self.build_matrix()
+
+    def build_matrix(self):
+        """Build the explicit CSR matrix ``A`` (sized against the memory limit first)."""
         shape = (self.c_out * self.n_out, self.c_in * self.n_in)
         check_matrix_size(self.toeplitz_nnz(), self.weight.dtype, shape, "convolution")
         w = self.weight.reshape(self.c_out, self.cin_group, self.n_taps)

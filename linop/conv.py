@@ -103,6 +103,17 @@ class _ConvOperatorBase(ShapedLinearOperator):
     def _batch(self, a, channels):
         return a.reshape(a.shape[0], channels, -1)
 
+    def _engine_matrix(self) -> sp.csr_array:
+        """The explicit matrix, never the engine's cached object itself.
+
+        The cache serves the Toeplitz method; handing it out would let a
+        caller who edits the returned matrix change the operator.
+        """
+        engine = self._engine
+        if "matrix" in engine.__dict__:
+            return engine.matrix.copy()
+        return engine.build_matrix()
+
     def _adjoint(self):
         if not np.iscomplexobj(self._engine.weight):
             return self._transpose()
@@ -175,7 +186,7 @@ class _ConvNd(_ConvOperatorBase):
         int32 indices where they fit. Entries whose weight is zero are kept
         as stored zeros, so the sparsity pattern does not depend on values.
         """
-        return self._engine.matrix.copy()
+        return self._engine_matrix()
 
     def _transpose(self):
         return _TRANSPOSED[type(self)]._from_engine(self._engine, self._bare)
@@ -249,7 +260,10 @@ class _ConvTransposeNd(_ConvOperatorBase):
 
         Exactly the transpose of the matching convolution's matrix.
         """
-        return self._engine.matrix_transpose.copy()
+        engine = self._engine
+        if "matrix_transpose" in engine.__dict__:
+            return engine.matrix_transpose.copy()
+        return self._engine_matrix().T.tocsr()
 
     def _transpose(self):
         return _CONV[type(self)]._from_engine(self._engine, self._bare)
