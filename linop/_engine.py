@@ -16,17 +16,39 @@ so the two directions can never diverge.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
 from linop._geometry import ConvGeometry
 from linop._memory import check_matrix_size, csr_nbytes, get_memory_limit
 from linop._pattern import patch_matrix, tap_table, toeplitz_matrix, toeplitz_nnz
 
-__all__ = ["METHODS", "ConvEngine"]
+__all__ = ["METHODS", "PATCH_BUFFER_BYTES", "ConvEngine", "PatchChunk"]
 
 METHODS = ("auto", "toeplitz", "im2col")
+
+#: Most bytes of gathered patches that im2col holds at once (one block of
+#: output pixels times the samples processed together).
+PATCH_BUFFER_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class PatchChunk:
+    """Rows ``[start, stop)`` of output pixels of the patch matrix.
+
+    ``gather`` maps input pixels ``[lo, hi)`` to the block's patch rows;
+    ``scatter`` is its transpose, in CSR.
+    """
+
+    start: int
+    stop: int
+    lo: int
+    hi: int
+    gather: sp.csr_array
+    scatter: sp.csr_array
 
 
 def _real_dtype(dtype: np.dtype) -> np.dtype:
@@ -93,8 +115,31 @@ class ConvEngine:
         return patch_matrix(self.table, _real_dtype(self.weight.dtype))
 
     @cached_property
-    def patches_transpose(self):
-        return self.patches.T.tocsr()
+    def patch_chunks(self) -> list[PatchChunk]:
+        """``P`` cut into blocks of output pixels, each with its transpose.
+
+        The gathered patches of one block take at most `PATCH_BUFFER_BYTES`
+        for one sample, so im2col never allocates ``n_out*K*C_in`` values at
+        once; each block reads (and scatters back to) only the contiguous
+        range of input pixels it touches.
+        """
+        itemsize = np.dtype(self.weight.dtype).itemsize
+        per_pixel = self.n_taps * self.c_in * itemsize
+        pixels = max(1, PATCH_BUFFER_BYTES // per_pixel)
+        patches = self.patches
+        chunks = []
+        for start in range(0, self.n_out, pixels):
+            stop = min(start + pixels, self.n_out)
+            block = patches if (start, stop) == (0, self.n_out) else (
+                patches[start * self.n_taps : stop * self.n_taps]
+            )
+            lo, hi = (int(block.indices.min()), int(block.indices.max()) + 1) if block.nnz else (0, 0)
+            gather = sp.csr_array(
+                (block.data, block.indices - block.indices.dtype.type(lo), block.indptr),
+                shape=(block.shape[0], hi - lo),
+            )
+            chunks.append(PatchChunk(start, stop, lo, hi, gather, gather.T.tocsr()))
+        return chunks
 
     @cached_property
     def _gemm_weight(self):
@@ -116,26 +161,39 @@ class ConvEngine:
         other = ConvEngine(self.geometry, self.weight.conj(), self.groups, self.method)
         if "table" in self.__dict__:
             other.table = self.table
-        for name in ("patches", "patches_transpose"):
+        for name in ("patches", "patch_chunks"):
             if name in self.__dict__:
                 setattr(other, name, getattr(self, name))
         return other
 
     # -- application ----------------------------------------------------------
+    def _batches(self, batch: int, per_sample_bytes: int):
+        """Slices of the batch whose gathered patches fit the buffer budget."""
+        step = max(1, PATCH_BUFFER_BYTES // max(1, per_sample_bytes))
+        return [slice(b, min(b + step, batch)) for b in range(0, batch, step)]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x`` for ``x`` of shape ``(B, C_in, n_in)`` -> ``(B, C_out, n_out)``."""
         batch = x.shape[0]
         if self.method == "toeplitz":
             y = self.matrix @ x.reshape(batch, -1).T
             return np.ascontiguousarray(y.T).reshape(batch, self.c_out, self.n_out)
-        g, cin_g, taps = self.groups, self.cin_group, self.n_taps
-        # Gather: rows (pixel, tap), columns (sample, channel).
-        cols = self.patches @ x.reshape(batch * self.c_in, self.n_in).T
-        # (n_out, K, B, G, cin_g) -> (B, G, n_out, K*cin_g); no copy when B = G = 1.
-        cols = cols.reshape(self.n_out, taps, batch, g, cin_g).transpose(2, 3, 0, 1, 4)
-        cols = cols.reshape(batch, g, self.n_out, taps * cin_g)
-        y = np.matmul(cols, self._gemm_weight)  # (B, G, n_out, cout_g)
-        y = y.transpose(0, 1, 3, 2).reshape(batch, self.c_out, self.n_out)
+        g, cin_g, cout_g, taps = self.groups, self.cin_group, self.c_out // self.groups, self.n_taps
+        chunks = self.patch_chunks
+        largest = max(c.stop - c.start for c in chunks)
+        out = np.empty((batch, g, self.n_out, cout_g), dtype=np.result_type(x, self.weight))
+        for part in self._batches(batch, largest * taps * self.c_in * x.itemsize):
+            b = part.stop - part.start
+            # Pixels along rows, (sample, channel) along columns.
+            xt = np.ascontiguousarray(x[part].reshape(b * self.c_in, self.n_in).T)
+            for c in chunks:
+                cols = c.gather @ xt[c.lo : c.hi]  # rows (pixel, tap)
+                n = c.stop - c.start
+                # (n, K, b, G, cin_g) -> (b, G, n, K*cin_g); no copy when b = G = 1.
+                cols = cols.reshape(n, taps, b, g, cin_g).transpose(2, 3, 0, 1, 4)
+                cols = cols.reshape(b, g, n, taps * cin_g)
+                np.matmul(cols, self._gemm_weight, out=out[part, :, c.start : c.stop])
+        y = out.transpose(0, 1, 3, 2).reshape(batch, self.c_out, self.n_out)
         return np.ascontiguousarray(y)
 
     def transpose(self, y: np.ndarray) -> np.ndarray:
@@ -144,13 +202,22 @@ class ConvEngine:
         if self.method == "toeplitz":
             x = self.matrix_transpose @ y.reshape(batch, -1).T
             return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
-        g, cin_g, taps = self.groups, self.cin_group, self.n_taps
-        y = y.reshape(batch, g, self.c_out // g, self.n_out).transpose(0, 1, 3, 2)
-        cols = np.matmul(y, self._gemm_weight.transpose(0, 2, 1))  # (B, G, n_out, K*cin_g)
-        cols = cols.reshape(batch, g, self.n_out, taps, cin_g).transpose(2, 3, 0, 1, 4)
-        cols = cols.reshape(self.n_out * taps, batch * self.c_in)
-        x = self.patches_transpose @ cols  # (n_in, B*C_in)
-        return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
+        g, cin_g, cout_g, taps = self.groups, self.cin_group, self.c_out // self.groups, self.n_taps
+        chunks = self.patch_chunks
+        largest = max(c.stop - c.start for c in chunks)
+        weight_t = self._gemm_weight.transpose(0, 2, 1)  # (G, cout_g, K*cin_g)
+        y = y.reshape(batch, g, cout_g, self.n_out).transpose(0, 1, 3, 2)
+        x = np.empty((batch * self.c_in, self.n_in), dtype=np.result_type(y, self.weight))
+        for part in self._batches(batch, largest * taps * self.c_in * y.itemsize):
+            b = part.stop - part.start
+            xt = np.zeros((self.n_in, b * self.c_in), dtype=x.dtype)
+            for c in chunks:
+                n = c.stop - c.start
+                cols = np.matmul(y[part, :, c.start : c.stop], weight_t)  # (b, G, n, K*cin_g)
+                cols = cols.reshape(b, g, n, taps, cin_g).transpose(2, 3, 0, 1, 4)
+                xt[c.lo : c.hi] += c.scatter @ cols.reshape(n * taps, b * self.c_in)
+            x[part.start * self.c_in : part.stop * self.c_in] = xt.T
+        return x.reshape(batch, self.c_in, self.n_in)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``A^H y = conj(A^T conj(y))``."""
