@@ -1,0 +1,410 @@
+"""Hypothesis strategies for the parameter space of linop's operators.
+
+This module imports `hypothesis <https://hypothesis.readthedocs.io>`_ (an
+optional dependency); :mod:`linop.testing` itself does not.
+
+Every strategy draws only *valid* parameter sets (PyTorch's limits, output
+size at least 1 on every axis), small enough for fast tests:
+
+- :func:`dtypes`: float32, float64, complex64, complex128;
+- :func:`conv_configs`: :class:`ConvConfig` of ``Conv{1,2,3}d`` and
+  ``ConvTranspose{1,2,3}d`` (weight shape, input shape, stride, every form of
+  padding, dilation, groups, padding mode, output padding, method, dtype,
+  weight seed);
+- :func:`upsample_configs`: :class:`UpsampleConfig` of ``Upsample``;
+- :func:`operators`: linop operators built from the configurations.
+
+Configurations carry an ``expected_output_shape`` computed from PyTorch's
+formulas independently of linop, and a ``build()`` method.
+
+Examples
+--------
+>>> from hypothesis import given, settings
+>>> from linop.testing.strategies import conv_configs
+>>> @settings(max_examples=20, deadline=None, database=None)
+... @given(conv_configs(ndim=2, transpose=None))
+... def test_output_size(config):
+...     assert min(config.expected_output_shape) >= 1
+>>> test_output_size()
+
+A property test of every operator (as in linop's own test suite)::
+
+    @settings(max_examples=50, deadline=None)
+    @given(operators())
+    def test_every_operator(op):
+        check_operator(op, rng=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import strategies as st
+
+from linop.testing._configs import ConvConfig, UpsampleConfig
+
+__all__ = [
+    "ConvConfig",
+    "UpsampleConfig",
+    "conv_configs",
+    "dtypes",
+    "operators",
+    "upsample_configs",
+]
+
+ALL_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+METHODS = ("auto", "toeplitz", "im2col")
+#: Upsample modes by number of spatial axes (PyTorch's restrictions).
+UPSAMPLE_MODES = {
+    1: ("nearest", "nearest-exact", "linear", "area"),
+    2: ("nearest", "nearest-exact", "bilinear", "bicubic", "area"),
+    3: ("nearest", "nearest-exact", "trilinear", "area"),
+}
+_ALIGNABLE = ("linear", "bilinear", "bicubic", "trilinear")
+_DEFAULT_MAX_SIZE = {1: 8, 2: 6, 3: 4}
+
+
+def dtypes(
+    *, real: bool = True, complex: bool = True, single: bool = True, double: bool = True
+) -> st.SearchStrategy[np.dtype]:
+    """The dtypes of linop's operators.
+
+    Parameters
+    ----------
+    real, complex : bool, optional
+        Include float32/float64, complex64/complex128.
+    single, double : bool, optional
+        Include float32/complex64, float64/complex128.
+
+    Returns
+    -------
+    SearchStrategy of numpy.dtype
+    """
+    singles = (np.dtype(np.float32), np.dtype(np.complex64))
+    chosen = [
+        d for d in ALL_DTYPES
+        if (complex if d.kind == "c" else real) and (single if d in singles else double)
+    ]
+    if not chosen:
+        raise ValueError("dtypes(): the filters exclude every dtype")
+    return st.sampled_from(chosen)
+
+
+def _as_dtype_strategy(value, default) -> st.SearchStrategy[np.dtype]:
+    if value is None:
+        return default
+    if isinstance(value, st.SearchStrategy):
+        return value
+    if isinstance(value, (str, type, np.dtype)):
+        value = [value]
+    return st.sampled_from([np.dtype(v) for v in value])
+
+
+def _choices(name: str, value, allowed: Sequence) -> tuple:
+    if value is None:
+        return tuple(allowed)
+    if isinstance(value, (str, int, bool)):
+        value = [value]
+    value = tuple(value)
+    bad = [v for v in value if v not in allowed]
+    if bad or not value:
+        raise ValueError(f"{name} must be a non-empty subset of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+@st.composite
+def _per_axis(draw, nd: int, lo: int, hi: int):
+    """An int or a tuple of ``nd`` ints in [lo, hi]; returns (as passed, per-axis tuple)."""
+    if draw(st.booleans()):
+        v = draw(st.integers(lo, hi))
+        return (v if draw(st.booleans()) else (v,) * nd), (v,) * nd
+    values = tuple(draw(st.integers(lo, hi)) for _ in range(nd))
+    return values, values
+
+
+@st.composite
+def _conv_config(
+    draw, *, ndims, transposes, dtype_st, bares, padding_modes, methods, max_channels,
+    max_groups, max_kernel, max_stride, max_dilation, max_padding, max_size,
+) -> ConvConfig:
+    nd = draw(st.sampled_from(ndims))
+    transpose = draw(st.sampled_from(transposes))
+    bare = draw(st.sampled_from(bares))
+    dtype = draw(dtype_st)
+    method = draw(st.sampled_from(methods))
+    seed = draw(st.integers(0, 2**32 - 1))
+    if bare:
+        groups, cin_g, cout_g = 1, 1, 1
+    else:
+        groups = draw(st.integers(1, max_groups))
+        cin_g = draw(st.integers(1, max_channels))
+        cout_g = draw(st.integers(1, max_channels))
+    k = tuple(draw(st.integers(1, max_kernel)) for _ in range(nd))
+    forms = ["int", "tuple", "pairs"] + ([] if transpose else ["valid", "same"])
+    form = draw(st.sampled_from(forms))
+    # padding="same" needs stride 1 on every axis
+    stride, s = draw(_per_axis(nd, 1, 1 if form == "same" else max_stride))
+    dilation, d = draw(_per_axis(nd, 1, max_dilation))
+    padding_mode = "zeros" if transpose else draw(st.sampled_from(padding_modes))
+    if form == "int":
+        p = draw(st.integers(0, max_padding))
+        padding, pairs = p, ((p, p),) * nd
+    elif form == "tuple":
+        padding = tuple(draw(st.integers(0, max_padding)) for _ in range(nd))
+        pairs = tuple((p, p) for p in padding)
+    elif form == "pairs":
+        padding = tuple(
+            (draw(st.integers(0, max_padding)), draw(st.integers(0, max_padding)))
+            for _ in range(nd)
+        )
+        pairs = padding
+    elif form == "valid":
+        padding, pairs = "valid", ((0, 0),) * nd
+    else:  # same
+        totals = [di * (ki - 1) for di, ki in zip(d, k)]
+        padding, pairs = "same", tuple((t // 2, t - t // 2) for t in totals)
+
+    if transpose:
+        ops = tuple(draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d))
+        output_padding = ops[0] if len(set(ops)) == 1 and draw(st.booleans()) else ops
+    else:
+        ops, output_padding = (0,) * nd, 0
+
+    limit = _DEFAULT_MAX_SIZE[nd] if max_size is None else max_size
+    spatial = []
+    for ki, si, di, (lo, hi), op in zip(k, s, d, pairs, ops):
+        if transpose:
+            # (n - 1)*s - lo - hi + d*(k - 1) + op + 1 >= 1
+            deficit = lo + hi - di * (ki - 1) - op
+            min_n = 1 + max(0, -(-deficit // si))
+        else:
+            # n + lo + hi - d*(k - 1) - 1 >= 0, and the padding-mode limits
+            min_n = max(1, di * (ki - 1) + 1 - lo - hi)
+            if padding_mode == "reflect":
+                min_n = max(min_n, max(lo, hi) + 1)
+            elif padding_mode == "circular":
+                min_n = max(min_n, max(lo, hi))
+        spatial.append(draw(st.integers(min_n, max(min_n, limit))))
+
+    if transpose:
+        weight_shape = (groups * cin_g, cout_g, *k)
+    else:
+        weight_shape = (groups * cout_g, cin_g, *k)
+    if bare:
+        weight_shape, input_shape = k, tuple(spatial)
+    else:
+        input_shape = (groups * cin_g, *spatial)
+    return ConvConfig(
+        ndim=nd, transpose=transpose, bare=bare, weight_shape=tuple(weight_shape),
+        input_shape=input_shape, stride=stride, padding=padding, dilation=dilation,
+        groups=groups, padding_mode=padding_mode, output_padding=output_padding,
+        method=method, dtype=dtype, seed=seed,
+    )
+
+
+def conv_configs(
+    *,
+    ndim: int | Sequence[int] | None = None,
+    transpose: bool | None = False,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    bare: bool | None = None,
+    padding_modes: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    max_channels: int = 2,
+    max_groups: int = 2,
+    max_kernel: int = 3,
+    max_stride: int = 3,
+    max_dilation: int = 2,
+    max_padding: int = 2,
+    max_size: int | None = None,
+) -> st.SearchStrategy[ConvConfig]:
+    """Valid parameter sets of ``Conv{1,2,3}d`` / ``ConvTranspose{1,2,3}d``.
+
+    Parameters
+    ----------
+    ndim : int or sequence of int, optional
+        Number(s) of spatial axes to draw from (default 1, 2 and 3).
+    transpose : bool or None, optional
+        False (default): convolutions; True: transposed convolutions; None:
+        both.
+    dtypes : strategy or sequence of dtypes, optional
+        Default: all four (:func:`dtypes`).
+    bare : bool or None, optional
+        True: bare kernels (no channel axes); False: ``(C_out, C_in/groups,
+        *k)`` weights; None (default): both.
+    padding_modes : sequence of str, optional
+        Subset of ``zeros, reflect, replicate, circular`` for convolutions
+        (transposed convolutions always use zeros). Default: all.
+    methods : sequence of str, optional
+        Subset of ``auto, toeplitz, im2col``. Default: all.
+    max_channels : int, optional
+        Largest number of input and of output channels per group.
+    max_groups, max_kernel, max_stride, max_dilation, max_padding : int, optional
+        Largest groups, kernel size, stride, dilation and padding (per side)
+        drawn.
+    max_size : int, optional
+        Largest spatial input size, unless the kernel needs more (default 8,
+        6, 4 for 1, 2, 3 axes).
+
+    Returns
+    -------
+    SearchStrategy of ConvConfig
+
+    Notes
+    -----
+    Guarantees, per axis: output size ``>= 1``; ``groups`` divides both
+    channel counts; ``padding="same"`` only with stride 1; ``"same"`` and
+    ``"valid"`` only for convolutions; ``reflect`` padding below the input
+    size and ``circular`` padding at most the input size; for transposed
+    convolutions ``0 <= output_padding < max(stride, dilation)``. Padding is
+    drawn as an int, a per-axis tuple, per-axis ``(lo, hi)`` pairs, or a
+    string; stride and dilation as an int or a per-axis tuple.
+    """
+    ndims = _choices("ndim", ndim, (1, 2, 3))
+    transposes = (False, True) if transpose is None else (bool(transpose),)
+    bares = (False, True) if bare is None else (bool(bare),)
+    for name, value in (("max_channels", max_channels), ("max_groups", max_groups),
+                        ("max_kernel", max_kernel), ("max_stride", max_stride),
+                        ("max_dilation", max_dilation)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    if int(max_padding) < 0:
+        raise ValueError(f"max_padding must be >= 0, got {max_padding!r}")
+    return _conv_config(
+        ndims=ndims,
+        transposes=transposes,
+        dtype_st=_as_dtype_strategy(dtypes, globals()["dtypes"]()),
+        bares=bares,
+        padding_modes=_choices("padding_modes", padding_modes, PADDING_MODES),
+        methods=_choices("methods", methods, METHODS),
+        max_channels=int(max_channels),
+        max_groups=int(max_groups),
+        max_kernel=int(max_kernel),
+        max_stride=int(max_stride),
+        max_dilation=int(max_dilation),
+        max_padding=int(max_padding),
+        max_size=None if max_size is None else int(max_size),
+    )
+
+
+_NICE_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 1 / 3, 4 / 3)
+
+
+@st.composite
+def _scale(draw, n: int):
+    """A scale factor ``s`` with ``floor(n * s) >= 1``."""
+    s = draw(st.one_of(st.sampled_from(_NICE_SCALES),
+                       st.floats(0.2, 3.5, allow_nan=False, allow_infinity=False)))
+    if int(float(n) * s) < 1:  # too small for this size: the smallest that fits
+        s = draw(st.sampled_from([1.0, 1.5, 2.0]))
+    return s
+
+
+@st.composite
+def _upsample_config(draw, *, ndims, modes, dtype_st, max_channels, max_size, max_out):
+    feasible = [nd for nd in ndims if set(UPSAMPLE_MODES[nd]) & set(modes)]
+    nd = draw(st.sampled_from(feasible))
+    mode = draw(st.sampled_from([m for m in UPSAMPLE_MODES[nd] if m in modes]))
+    channels = draw(st.integers(1, max_channels))
+    spatial = tuple(draw(st.integers(1, max_size)) for _ in range(nd))
+    size = scale_factor = None
+    if draw(st.booleans()):
+        sizes = tuple(draw(st.integers(1, max_out)) for _ in range(nd))
+        size = sizes[0] if len(set(sizes)) == 1 and draw(st.booleans()) else sizes
+    else:
+        scales = tuple(draw(_scale(n)) for n in spatial)
+        uniform = all(int(float(n) * scales[0]) >= 1 for n in spatial)
+        if uniform and draw(st.booleans()):
+            scale_factor = scales[0]
+        else:
+            scale_factor = scales
+    align_corners = draw(st.sampled_from([None, False, True])) if mode in _ALIGNABLE else None
+    return UpsampleConfig(
+        input_shape=(channels, *spatial), size=size, scale_factor=scale_factor, mode=mode,
+        align_corners=align_corners, dtype=draw(dtype_st),
+    )
+
+
+def upsample_configs(
+    *,
+    ndim: int | Sequence[int] | None = None,
+    modes: Sequence[str] | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    max_channels: int = 2,
+    max_size: int = 5,
+    max_out: int = 8,
+) -> st.SearchStrategy[UpsampleConfig]:
+    """Valid parameter sets of :class:`linop.Upsample`.
+
+    Parameters
+    ----------
+    ndim : int or sequence of int, optional
+        Numbers of spatial axes (default 1, 2, 3).
+    modes : sequence of str, optional
+        Subset of ``nearest, nearest-exact, linear, bilinear, bicubic,
+        trilinear, area`` (default all); each is drawn only with the number of
+        axes PyTorch allows it (linear 1, bilinear and bicubic 2, trilinear 3).
+    dtypes : strategy or sequence of dtypes, optional
+        Default float32 and float64.
+    max_channels, max_size : int, optional
+        Largest number of channels and spatial input size.
+    max_out : int, optional
+        Largest ``size`` drawn.
+
+    Returns
+    -------
+    SearchStrategy of UpsampleConfig
+
+    Notes
+    -----
+    Exactly one of ``size`` (an int or a per-axis tuple) and ``scale_factor``
+    (a float or a per-axis tuple; "nice" values and arbitrary floats in
+    ``[0.2, 3.5]``) is set, with ``floor(n * scale_factor) >= 1`` on every
+    axis. ``align_corners`` is None, False or True for the linear modes and
+    None otherwise, as PyTorch requires.
+    """
+    ndims = _choices("ndim", ndim, (1, 2, 3))
+    all_modes = tuple(dict.fromkeys(m for nd in (1, 2, 3) for m in UPSAMPLE_MODES[nd]))
+    modes = _choices("modes", modes, all_modes)
+    if not any(set(UPSAMPLE_MODES[nd]) & set(modes) for nd in ndims):
+        raise ValueError(f"no mode in {modes} is valid with ndim in {ndims}")
+    return _upsample_config(
+        ndims=ndims, modes=modes,
+        dtype_st=_as_dtype_strategy(dtypes, globals()["dtypes"](complex=False)),
+        max_channels=int(max_channels), max_size=int(max_size), max_out=int(max_out),
+    )
+
+
+def operators(
+    *,
+    kinds: Sequence[str] = ("conv", "conv_transpose", "upsample"),
+    ndim: int | Sequence[int] | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+) -> st.SearchStrategy:
+    """linop operators built from :func:`conv_configs` and :func:`upsample_configs`.
+
+    Parameters
+    ----------
+    kinds : sequence of str, optional
+        Any of ``"conv"``, ``"conv_transpose"``, ``"upsample"``.
+    ndim : int or sequence of int, optional
+        Numbers of spatial axes (default 1, 2, 3).
+    dtypes : strategy or sequence of dtypes, optional
+        Default: all four for convolutions, float32 and float64 for
+        ``Upsample``.
+
+    Returns
+    -------
+    SearchStrategy of scipy.sparse.linalg.LinearOperator
+    """
+    kinds = _choices("kinds", kinds, ("conv", "conv_transpose", "upsample"))
+    parts = []
+    if "conv" in kinds:
+        parts.append(conv_configs(ndim=ndim, transpose=False, dtypes=dtypes))
+    if "conv_transpose" in kinds:
+        parts.append(conv_configs(ndim=ndim, transpose=True, dtypes=dtypes))
+    if "upsample" in kinds:
+        parts.append(upsample_configs(ndim=ndim, dtypes=dtypes))
+    return st.one_of(parts).map(lambda config: config.build())
