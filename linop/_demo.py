@@ -77,7 +77,7 @@ def format_demo(result: dict) -> str:
     for name, check in result["adjoint_checks"].items():
         status = "passed" if check.passed else "FAILED"
         parts.append(
-            f"  {name:<20} <Ax,y> = {check.forward:+.12g}  <x,A^H y> = {check.adjoint:+.12g}  "
-            f"relative error {check.relative_error:.1e} (tolerance {check.tolerance:.1e}): {status}\n"
+            f"  {name:<20} <Ax,y> = {check.lhs:+.12g}  <x,A^H y> = {check.rhs:+.12g}  "
+            f"relative error {check.rel_error:.1e} (tolerance {check.tolerance:.1e}): {status}\n"
         )
     return "".join(parts)
