@@ -22,19 +22,29 @@ __all__ = [
     "conv_transpose_matrix",
 ]
 
-_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
-
-
 def _as_weight(weight) -> np.ndarray:
-    """The weight as a float32/float64/complex64/complex128 array (copied)."""
-    w = np.array(weight, copy=True)
-    if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == np.bool_):
+    """The weight as a read-only float32/float64/complex64/complex128 copy.
+
+    Integers and booleans become float64, half precision float32, extended
+    precision float64/complex128. The copy is read-only so that neither the
+    caller's array nor ``op.weight`` can change an operator after the fact.
+    """
+    try:
+        w = np.asarray(weight)
+    except (TypeError, ValueError) as err:  # ragged nested sequences
+        raise TypeError(f"weight must be an array of numbers: {err}") from None
+    if w.dtype.kind not in "biufc":
         raise TypeError(f"weight must be a numeric array, got dtype {w.dtype}")
-    if w.dtype not in _DTYPES:
-        w = w.astype(np.result_type(w.dtype, np.float64) if w.dtype.kind != "f"
-                     else np.float64)
+    if w.dtype.kind == "c":
+        dtype = np.complex64 if w.dtype.itemsize <= 8 else np.complex128
+    elif w.dtype.kind == "f":
+        dtype = np.float32 if w.dtype.itemsize <= 4 else np.float64
+    else:
+        dtype = np.float64
     if w.size == 0:
         raise ValueError(f"weight must not be empty, got shape {w.shape}")
+    w = np.array(w, dtype=dtype, copy=True)
+    w.flags.writeable = False
     return w
 
 
