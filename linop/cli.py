@@ -1,19 +1,28 @@
 """The ``linop`` command line.
 
+``linop matrix`` builds, prints, exports or draws the matrix of a
+convolution; ``linop check`` runs `linop.testing.check_operator` on one;
 ``linop demo`` reproduces the blog post that started the project.
+Argument syntax, operators and output live in `linop._cli_args`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import shutil
 import sys
 
 import numpy as np
 
 import linop
+from linop import _cli_args as ca
 
 __all__ = ["main", "build_parser"]
+
+_EXIT = "exit status: 0 success, 1 {one}, 2 bad arguments"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,19 +32,169 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps one-paragraph descriptions; keeps text with line breaks (epilogs) as written."""
+
+    def __init__(self, prog):
+        width = min(100, shutil.get_terminal_size().columns - 2)
+        super().__init__(prog, max_help_position=28, width=width)
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="linop", formatter_class=_Formatter,
+        description="Convolution as a sparse matrix: see, export and check the matrix "
+        "behind PyTorch's conv and conv_transpose.",
+        epilog="Run 'linop COMMAND --help' for the options of a command.\n"
+        + _EXIT.format(one="a check or a write failed"),
+    )
+    parser.add_argument("--version", action="version", version=f"linop {linop.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                     required=True)
+
+    matrix = commands.add_parser(
+        "matrix", formatter_class=_Formatter,
+        help="the matrix of a convolution: print it, write it (.mtx, .npz), draw it",
+        description="Build the explicit matrix A of a convolution (torch.nn.functional."
+        "conv1d/2d/3d), or of a transposed convolution with --transpose: y.ravel() = "
+        "A @ x.ravel() with C-order flattening. Write it with -o, draw its sparsity "
+        f"pattern with --spy, or, without -o, print it densely (at most {ca.DENSE_LIMIT} "
+        "entries).",
+        epilog=ca.SYNTAX + "\nexamples:\n"
+        '  linop matrix --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
+        "  linop matrix --kernel w.npy --input-shape 3,32,32 --stride 2 --padding 1 -o A.npz\n"
+        '  linop matrix --kernel "1,2,7;-2,1,0;-3,1,2" --input-shape 2,2 --transpose\n\n'
+        + _EXIT.format(one="a file could not be written"),
+    )
+    ca.add_geometry_arguments(matrix, kernel_required=True)
+    out = matrix.add_argument_group("output")
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help="write the matrix: FILE.mtx (Matrix Market, scipy.io.mmread) or "
+                     "FILE.npz (scipy.sparse.load_npz)")
+    out.add_argument("--spy", metavar="IMAGE",
+                     help="draw the sparsity pattern to IMAGE.png (or .pdf, .svg); needs "
+                     "matplotlib")
+    matrix.set_defaults(run=_cmd_matrix, parser=matrix)
+
+    check = commands.add_parser(
+        "check", formatter_class=_Formatter,
+        help="run linop.testing.check_operator on a convolution",
+        description="Run linop.testing.check_operator (dot test, linearity, matmat, "
+        ".T/.H, tocsr) on the convolution the arguments describe and print the report. "
+        "Without --kernel the weights are random, of the shape PyTorch's nn.ConvNd("
+        "C_in, --out-channels, --kernel-size) (or nn.ConvTransposeNd) would have.",
+        epilog=ca.SYNTAX + "\nexamples:\n"
+        '  linop check --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
+        "  linop check --input-shape 3,16,16 --out-channels 8 --kernel-size 3 --stride 2\n"
+        "  linop check --input-shape 8,8 --kernel-size 3,2 --transpose --stride 2 "
+        "--output-padding 1\n\n" + _EXIT.format(one="a check failed"),
+    )
+    ca.add_geometry_arguments(check, kernel_required=False)
+    rand = check.add_argument_group("random weights (without --kernel) and the checks")
+    rand.add_argument("--kernel-size", metavar="K", type=ca.int_or_ints, default=None,
+                      help="kernel size, per spatial axis or for all (default 3)")
+    rand.add_argument("--out-channels", metavar="N", type=int, default=None,
+                      help="output channels; then --input-shape is C_in,*spatial (default: "
+                      "a bare kernel, no channel axis)")
+    rand.add_argument("--seed", metavar="N", type=int, default=None,
+                      help="seed of the random weights and test vectors (default: random, "
+                      "printed)")
+    rand.add_argument("--method", metavar="METHOD", default="auto",
+                      choices=("auto", "toeplitz", "im2col"),
+                      help="auto, toeplitz or im2col: how the operator applies itself "
+                      "(default auto)")
+    check.set_defaults(run=_cmd_check, parser=check)
+
+    demo = commands.add_parser(
+        "demo", formatter_class=_Formatter,
+        help="reproduce the blog post: a 3x3 kernel on 4x4 as a 4x16 matrix, and up-sampling",
+        description="Reproduce the blog post that started linop: the 4x16 matrix of a "
+        "3x3 kernel on a 4x4 input, up-sampling by transposed convolution and "
+        "interpolation, and the adjoint tests.",
+    )
+    demo.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    demo.set_defaults(run=_cmd_demo, parser=demo)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------
+def _cmd_matrix(args) -> int:
+    if args.output is not None:
+        ca.output_format(args.output)
+    if args.spy is not None:
+        ca.require_matplotlib(args.spy)
+    with ca.Progress() as progress:
+        op, _ = ca.build_operator(args)
+        m, n = op.shape
+        if args.output is None and args.spy is None and m * n > ca.DENSE_LIMIT:
+            raise ca.CLIError(None, f"the {m} x {n} matrix is too large to print (more than "
+                              f"{ca.DENSE_LIMIT} entries): write it with -o FILE.mtx or "
+                              "-o FILE.npz")
+        matrix = ca.build_matrix(op, progress)
+        summary = f"{m} x {n}, {matrix.nnz} stored entries"
+        if args.output is not None:
+            progress.phase(f"writing {args.output} ({summary})")
+            ca.write_matrix(args.output, matrix, f"linop {linop.__version__}: {ca.describe(op)}"
+                            "\nrows: output (C-order flattened), columns: input (C-order "
+                            "flattened)")
+        if args.spy is not None:
+            progress.phase(f"drawing {args.spy}")
+            ca.draw_spy(args.spy, matrix, f"{type(op).__name__} {op.input_shape} -> "
+                        f"{op.output_shape}: {summary}")
+        if args.output is None and m * n <= ca.DENSE_LIMIT:
+            progress.clear()
+            sys.stdout.write(f"# {ca.describe(op)}; matrix {summary}\n")
+            sys.stdout.write(ca.format_dense(matrix))
+        else:
+            progress.done(f"wrote {' and '.join(f for f in (args.output, args.spy) if f)} "
+                          f"({summary})")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    if args.kernel is not None:
+        for flag, value in (("--kernel-size", args.kernel_size),
+                            ("--out-channels", args.out_channels)):
+            if value is not None:
+                raise ca.CLIError(flag, "not allowed with --kernel (the kernel gives the "
+                                  "kernel size and channels)")
+    if args.seed is None:
+        args.seed = int(np.random.default_rng().integers(2**31))
+    weight_seed, vector_seed = np.random.SeedSequence(args.seed).spawn(2)
+    from linop.testing import check_operator
+
+    with ca.Progress() as progress:
+        progress.phase("building the operator")
+        op, origin = ca.build_operator(args, method=args.method,
+                                       rng=np.random.default_rng(weight_seed))
+        progress.phase(f"checking the {op.shape[0]} x {op.shape[1]} operator")
+        report = check_operator(op, rng=vector_seed, raise_error=False)
+        progress.clear()
+    print(f"operator: {ca.describe(op)}, method {op.method}, dtype {op.dtype}")
+    print(f"weights: {origin}, shape {op.weight.shape}; random numbers: --seed {args.seed}")
+    print(report)
+    return 0 if report.passed else 1
+
+
 def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    """Demo results -> JSON values (dataclasses such as DotTestResult become objects)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if hasattr(value, "passed"):
-        return {
-            "passed": bool(value.passed),
-            "forward": float(np.real(value.forward)),
-            "adjoint": float(np.real(value.adjoint)),
-            "relative_error": float(value.relative_error),
-            "tolerance": float(value.tolerance),
-        }
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, np.generic)):
+        return _jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    if isinstance(value, np.dtype):
+        return str(value)
     return value
 
 
@@ -50,30 +209,30 @@ def _cmd_demo(args) -> int:
     return 0 if all(c.passed for c in result["adjoint_checks"].values()) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="linop",
-        description="Convolution as a sparse matrix: see, export and check the matrix "
-        "behind PyTorch's conv and conv_transpose.",
-    )
-    parser.add_argument("--version", action="version", version=f"linop {linop.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    demo = commands.add_parser(
-        "demo", help="reproduce the blog post: a 3x3 kernel on 4x4 as a 4x16 matrix, and up-sampling"
-    )
-    demo.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    demo.set_defaults(run=_cmd_demo)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
-    return args.run(args)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the command's parser, which names the command
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exc:  # --help, --version, bad arguments
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return args.run(args)
+    except ca.CLIError as exc:
+        print(f"linop {args.command}: error: {exc}", file=sys.stderr)
+        return exc.status
+    except MemoryError:
+        print(f"linop {args.command}: error: out of memory", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"linop {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `linop matrix ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

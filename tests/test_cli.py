@@ -1,0 +1,614 @@
+"""The command line, driven as a user drives it.
+
+Through ``linop.cli.main(argv)`` (with pytest's capsys) and, for a few
+cases, as real processes (``python -m linop`` and the installed ``linop``
+script). Exported matrices are read back with SciPy and compared exactly
+with ``linop.conv_matrix`` / ``linop.conv_transpose_matrix``; bad arguments
+must give exit status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+import linop
+from linop import _cli_args
+from linop.cli import main
+
+BLOG = "3,2,9;-2,1,3;-3,-2,2"
+BLOG_KERNEL = np.array([[3, 2, 9], [-2, 1, 3], [-3, -2, 2]], dtype=np.float64)
+# The blog's figure 4: the 4x16 matrix of BLOG_KERNEL on a 4x4 input, written out by hand.
+BLOG_MATRIX = np.array(
+    [
+        [3, 2, 9, 0, -2, 1, 3, 0, -3, -2, 2, 0, 0, 0, 0, 0],
+        [0, 3, 2, 9, 0, -2, 1, 3, 0, -3, -2, 2, 0, 0, 0, 0],
+        [0, 0, 0, 0, 3, 2, 9, 0, -2, 1, 3, 0, -3, -2, 2, 0],
+        [0, 0, 0, 0, 0, 3, 2, 9, 0, -2, 1, 3, 0, -3, -2, 2],
+    ],
+    dtype=np.float64,
+)
+# The blog's "Up-Sampled" output of F.conv_transpose2d([[1, 2], [3, 4]], kernel2)
+UPSAMPLED = [[1, 4, 11, 14], [1, 7, 31, 28], [-9, -10, 8, 4], [-9, -9, 10, 8]]
+
+
+def run(capsys, *argv):
+    """main(argv) -> (exit status, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_back(path):
+    """A matrix file written by the CLI, read with SciPy, as CSR."""
+    if str(path).endswith(".mtx"):
+        return sp.csr_array(scipy.io.mmread(str(path)))
+    return sp.load_npz(str(path))
+
+
+def assert_same_matrix(actual, expected):
+    assert actual.shape == expected.shape
+    assert (actual != expected).nnz == 0  # exact equality, entry by entry
+    np.testing.assert_array_equal(actual.toarray(), expected.toarray())
+
+
+def assert_usage_error(code, out, err, prog, flag):
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith(f"{prog}: error: ")
+    assert flag in err
+    assert "Traceback" not in err
+
+
+# -- help, version, commands --------------------------------------------------------
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert out.startswith("usage: linop")
+    for command in ("matrix", "check", "demo"):
+        assert f"    {command}" in out
+
+
+def test_matrix_help_documents_the_syntax(capsys):
+    code, out, _ = run(capsys, "matrix", "--help")
+    assert code == 0
+    for text in ("--kernel", "--input-shape", "--stride", "--padding", "--dilation", "--groups",
+                 "--padding-mode", "--transpose", "--output-padding", "--dtype", "-o FILE",
+                 "--spy", "1:2,0:1", BLOG, ".mtx", ".npz", "exit status"):
+        assert text in out, text
+
+
+def test_check_help_documents_random_weights(capsys):
+    code, out, _ = run(capsys, "check", "--help")
+    assert code == 0
+    for text in ("--kernel-size", "--out-channels", "--seed", "--method", "check_operator"):
+        assert text in out, text
+
+
+def test_version(capsys):
+    assert run(capsys, "--version") == (0, f"linop {linop.__version__}\n", "")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, out, err = run(capsys)
+    assert_usage_error(code, out, err, "linop", "COMMAND")
+
+
+# -- linop matrix: printing -------------------------------------------------------------
+def test_matrix_prints_the_blogs_figure(capsys):
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4")
+    assert (code, err) == (0, "")
+    assert out.startswith("# Conv2d")
+    printed = np.loadtxt(io.StringIO(out), comments="#", ndmin=2)
+    np.testing.assert_array_equal(printed, BLOG_MATRIX)
+
+
+def test_matrix_prints_the_transposed_blog_matrix(capsys):
+    kernel2 = "1,2,7;-2,1,0;-3,1,2"
+    code, out, _ = run(capsys, "matrix", "--kernel", kernel2, "--input-shape", "2,2",
+                       "--transpose")
+    assert code == 0
+    printed = np.loadtxt(io.StringIO(out), comments="#", ndmin=2)
+    up = printed @ np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(up.reshape(4, 4), UPSAMPLED)
+    kernel = np.array([[1, 2, 7], [-2, 1, 0], [-3, 1, 2]], dtype=float)
+    np.testing.assert_array_equal(printed, linop.conv_matrix(kernel, (4, 4)).toarray().T)
+
+
+def test_printed_values_round_trip_exactly(capsys):
+    kernel = np.array([0.1, -0.25, 1e-300, np.pi])
+    code, out, _ = run(capsys, "matrix", "--kernel=" + ",".join(map(repr, kernel.tolist())),
+                       "--input-shape", 6)
+    assert code == 0
+    printed = np.loadtxt(io.StringIO(out), comments="#", ndmin=2)
+    np.testing.assert_array_equal(printed, linop.conv_matrix(kernel, (6,)).toarray())
+
+
+def test_printed_float32_values_round_trip(capsys):
+    code, out, _ = run(capsys, "matrix", "--kernel=0.1,-0.3", "--input-shape", 3,
+                       "--dtype", "float32")
+    assert code == 0
+    printed = np.loadtxt(io.StringIO(out), comments="#", ndmin=2, dtype=np.float32)
+    expected = linop.conv_matrix(np.array([0.1, -0.3], dtype=np.float32), (3,))
+    assert expected.dtype == np.float32
+    np.testing.assert_array_equal(printed, expected.toarray())
+
+
+def test_too_large_to_print_says_to_use_output(capsys):
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "30,30")
+    assert_usage_error(code, out, err, "linop matrix", "-o FILE.mtx")
+    assert "too large to print" in err
+
+
+# -- linop matrix: files ----------------------------------------------------------------
+def test_blog_kernel_to_mtx(capsys, tmp_path):
+    path = tmp_path / "blog.mtx"
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", path)
+    assert (code, out, err) == (0, "", "")  # quiet when stderr is not a terminal
+    matrix = read_back(path)
+    assert_same_matrix(matrix, linop.conv_matrix(BLOG_KERNEL, (4, 4)))
+    np.testing.assert_array_equal(matrix.toarray(), BLOG_MATRIX)
+    header = path.read_text().splitlines()[:3]
+    assert header[0] == "%%MatrixMarket matrix coordinate real general"
+    assert "Conv2d" in header[1] and "output_shape (2, 2)" in header[1]
+
+
+def _save(tmp_path, name, array):
+    path = tmp_path / name
+    np.save(path, array)
+    return str(path)
+
+
+# (CLI options, the Python call that must give the same matrix)
+def _configs(tmp_path):
+    rng = np.random.default_rng(7)
+    w_groups = rng.standard_normal((4, 1, 3, 2))
+    w_t = rng.standard_normal((2, 3, 3, 3))
+    w_3d = rng.standard_normal((2, 1, 2, 2, 2))
+    bare = rng.standard_normal((2, 3))
+    return [
+        (["--kernel", _save(tmp_path, "g.npy", w_groups), "--input-shape", "2,6,5",
+          "--groups", 2, "--stride", "2,1", "--padding", "1:0,0:2", "--dilation", "1,2",
+          "--padding-mode", "circular"],
+         lambda: linop.conv_matrix(w_groups, (2, 6, 5), groups=2, stride=(2, 1),
+                                   padding=((1, 0), (0, 2)), dilation=(1, 2),
+                                   padding_mode="circular")),
+        (["--kernel", _save(tmp_path, "t.npy", w_t), "--input-shape", "2,4,5", "--transpose",
+          "--stride", 2, "--padding", 1, "--output-padding", "1,0"],
+         lambda: linop.conv_transpose_matrix(w_t, (2, 4, 5), stride=2, padding=1,
+                                             output_padding=(1, 0))),
+        (["--kernel=-1,2.5,3", "--input-shape", 7, "--padding", "same",
+          "--padding-mode", "reflect"],
+         lambda: linop.conv_matrix(np.array([-1, 2.5, 3]), (7,), padding="same",
+                                   padding_mode="reflect")),
+        (["--kernel", _save(tmp_path, "w3.npy", w_3d), "--input-shape", "1,3,4,3",
+          "--padding", 1, "--padding-mode", "replicate"],
+         lambda: linop.conv_matrix(w_3d, (1, 3, 4, 3), padding=1, padding_mode="replicate")),
+        (["--kernel", _save(tmp_path, "b.npy", bare), "--input-shape", "5,6", "--dilation", 2],
+         lambda: linop.conv_matrix(bare, (5, 6), dilation=2)),
+    ]
+
+
+@pytest.mark.parametrize("ext", [".mtx", ".npz"])
+def test_exported_files_equal_the_python_api(capsys, tmp_path, ext):
+    for i, (options, expected) in enumerate(_configs(tmp_path)):
+        path = tmp_path / f"a{i}{ext}"
+        code, out, err = run(capsys, "matrix", *options, "-o", path)
+        assert (code, out, err) == (0, "", ""), options
+        reference = expected()
+        matrix = read_back(path)
+        assert matrix.dtype == np.float64
+        assert_same_matrix(matrix, reference)
+
+
+def test_float32_export(capsys, tmp_path):
+    w = np.random.default_rng(3).standard_normal((3, 3)).astype(np.float32)
+    kernel = _save(tmp_path, "w32.npy", w)
+    for ext in (".npz", ".mtx"):
+        path = tmp_path / f"a32{ext}"
+        assert run(capsys, "matrix", "--kernel", kernel, "--input-shape", "5,5", "--dtype",
+                   "float32", "-o", path)[0] == 0
+        expected = linop.conv_matrix(w, (5, 5))
+        matrix = read_back(path)
+        if ext == ".npz":
+            assert matrix.dtype == np.float32
+        # Matrix Market has no single precision: the digits are float32's shortest ones
+        assert_same_matrix(sp.csr_array(matrix.astype(np.float32)), expected)
+
+
+@pytest.mark.parametrize(
+    "cli, python",
+    [
+        ("1", 1),
+        ("1,2", (1, 2)),
+        ("1:2,0:1", ((1, 2), (0, 1))),
+        ("2:0", ((2, 0), (2, 0))),  # one pair for every axis
+        ("1:1,2", ((1, 1), (2, 2))),  # pairs and ints mixed
+        ("same", "same"),
+        ("VALID", "valid"),
+    ],
+)
+def test_padding_syntax(capsys, tmp_path, cli, python):
+    path = tmp_path / "p.npz"
+    code, _, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "5,6",
+                       "--padding", cli, "-o", path)
+    assert (code, err) == (0, "")
+    assert_same_matrix(read_back(path), linop.conv_matrix(BLOG_KERNEL, (5, 6), padding=python))
+
+
+def test_matrix_too_large_for_memory(capsys, tmp_path):
+    path = tmp_path / "big.npz"
+    with linop.memory_limit(1000):
+        code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "64,64",
+                             "-o", path)
+    assert_usage_error(code, out, err, "linop matrix", "more than the limit")
+    assert not path.exists()
+
+
+# -- linop matrix: --spy ------------------------------------------------------------------
+def test_spy_draws_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    code, _, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "--spy", small)
+    assert (code, err) == (0, "")
+    # a matrix larger than the marker limit is drawn as a binned image
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "30,30",
+                         "--spy", large)
+    assert (code, out, err) == (0, "", "")
+    for path in (small, large):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spy_without_matplotlib(capsys, tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out_path = tmp_path / "a.mtx"
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
+                         "-o", out_path, "--spy", tmp_path / "a.png")
+    assert_usage_error(code, out, err, "linop matrix", "argument --spy")
+    assert "matplotlib" in err and "pip install matplotlib" in err
+    assert not out_path.exists()  # refused before any work
+
+
+# -- bad arguments ----------------------------------------------------------------------
+BAD_MATRIX = [
+    # (arguments after "matrix --kernel BLOG --input-shape 4,4" unless they replace them, flag)
+    (["--kernel", "3,2,x;1,2,3", "--input-shape", "4,4"], "--kernel"),
+    (["--kernel", "1,2;3", "--input-shape", "4,4"], "--kernel"),
+    (["--kernel", "missing.npy", "--input-shape", "4,4"], "--kernel"),
+    (["--input-shape", "4,4"], "--kernel"),  # required
+    (["--kernel", BLOG, "--input-shape", "4,x"], "--input-shape"),
+    (["--kernel", BLOG, "--input-shape", "0,4"], "--input-shape"),
+    (["--kernel", BLOG, "--input-shape", "16"], "--input-shape"),  # wrong number of axes
+    (["--kernel", BLOG, "--input-shape", "2,4,4"], "--input-shape"),
+    (["--kernel", BLOG, "--input-shape", "2,2"], "--input-shape"),  # kernel does not fit
+    (["--kernel", BLOG, "--input-shape", "4,4", "--stride", "1.5"], "--stride"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--stride", "0"], "--stride"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--stride", "1,1,1"], "--stride"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--dilation", "-1"], "--dilation"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--padding", "1:2:3"], "--padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--padding", "same", "--stride", "2"],
+     "--padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--padding", "1:1,1:1,1:1"], "--padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--padding-mode", "zero"], "--padding-mode"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--padding", "4", "--padding-mode",
+      "reflect"], "--padding-mode"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--groups", "2"], "--groups"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--groups", "two"], "--groups"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--output-padding", "1"], "--output-padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--transpose", "--output-padding", "1"],
+     "--output-padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--transpose", "--padding", "same"],
+     "--padding"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--transpose", "--padding-mode", "circular"],
+     "--padding-mode"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--dtype", "float16"], "--dtype"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "-o", "matrix.txt"], "-o/--output"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "-o", "matrix"], "-o/--output"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "-o", "/no/such/dir/a.mtx"], "-o/--output"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--spy", "a.unknown"], "--spy"),
+    (["--kernel", BLOG, "--input-shape", "4,4", "--frobnicate"], "--frobnicate"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", BAD_MATRIX, ids=[" ".join(a) for a, _ in BAD_MATRIX])
+def test_bad_matrix_arguments(capsys, monkeypatch, tmp_path, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "matrix", *argv)
+    assert_usage_error(code, out, err, "linop matrix", flag)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (np.zeros((0, 3)), "empty"),
+        (np.array(2.0), "empty"),
+        (np.array(["a", "b"]), "not numbers"),
+        (b"not a numpy file", "cannot read"),
+    ],
+)
+def test_bad_kernel_files(capsys, tmp_path, content, message):
+    path = tmp_path / "k.npy"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        np.save(path, content)
+    code, out, err = run(capsys, "matrix", "--kernel", path, "--input-shape", "4,4")
+    assert_usage_error(code, out, err, "linop matrix", "argument --kernel")
+    assert message in err
+
+
+def test_unknown_command(capsys):
+    code, out, err = run(capsys, "multiply")
+    assert_usage_error(code, out, err, "linop", "invalid choice: 'multiply'")
+
+
+def test_complex_kernel_needs_a_complex_dtype(capsys, tmp_path):
+    w = np.array([[1 + 1j, 2], [0, 1j]])
+    kernel = _save(tmp_path, "c.npy", w)
+    code, out, err = run(capsys, "matrix", "--kernel", kernel, "--input-shape", "3,3")
+    assert_usage_error(code, out, err, "linop matrix", "--dtype")
+    path = tmp_path / "c.mtx"
+    assert run(capsys, "matrix", "--kernel", kernel, "--input-shape", "3,3", "--dtype",
+               "complex128", "-o", path)[0] == 0
+    assert_same_matrix(read_back(path), linop.conv_matrix(w, (3, 3)))
+
+
+def test_unwritable_output_is_exit_status_1(capsys, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sp, "save_npz", fail)
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
+                         "-o", tmp_path / "a.npz")
+    assert code == 1
+    assert err == f"linop matrix: error: cannot write '{tmp_path / 'a.npz'}': Permission denied\n"
+
+
+def test_flag_for_every_linop_message():
+    """Each kind of ValueError/TypeError linop raises maps to the flag at fault."""
+    cases = {
+        "stride must be >= 1 on every axis, got 0": "--stride",
+        "dilation must be an int or a sequence of 2 ints, got (1, 1, 1)": "--dilation",
+        "padding must be >= 0 on every side, got -1": "--padding",
+        "padding='same' requires stride 1 on every axis": "--padding",
+        "padding_mode must be one of (...), got 'x'": "--padding-mode",
+        "output_padding must be smaller than max(stride, dilation)": "--output-padding",
+        "groups=2 must divide C_in=3": "--groups",
+        "input_shape must hold positive sizes, got (0,)": "--input-shape",
+        "weight must not be empty, got shape (0,)": "--kernel",
+        "Conv2d takes a weight of shape (C_out, C_in/groups, ...)": "--kernel",
+        "the kernel (size (3, 3), dilation (1, 1)) does not fit the padded input": "--input-shape",
+        "the transposed convolution's output size would be (0,)": "--padding",
+        "method must be one of ('auto',), got 'x'": "--method",
+    }
+    for message, flag in cases.items():
+        assert _cli_args.flag_for_message(message) == flag, message
+    assert _cli_args.flag_for_message("weight has 3 channels", "--kernel-size") == "--kernel-size"
+    assert _cli_args.flag_for_message("something else entirely") is None
+
+
+# -- linop check --------------------------------------------------------------------------
+def test_check_blog_kernel_passes(capsys):
+    code, out, err = run(capsys, "check", "--kernel", BLOG, "--input-shape", "4,4", "--seed", 0)
+    assert (code, err) == (0, "")
+    assert "check_operator: all 10 checks passed" in out
+    assert "Conv2d" in out and "--seed 0" in out
+
+
+@pytest.mark.parametrize(
+    "options, weight_shape",
+    [
+        (["--input-shape", "3,9,8", "--out-channels", 4, "--kernel-size", "3,2", "--stride", 2,
+          "--padding", 1, "--padding-mode", "reflect"], (4, 3, 3, 2)),
+        (["--input-shape", "4,5,5", "--out-channels", 6, "--groups", 2, "--transpose",
+          "--stride", 2, "--output-padding", 1], (4, 3, 3, 3)),
+        (["--input-shape", "10", "--kernel-size", 4, "--dilation", 2, "--method", "im2col",
+          "--dtype", "complex64"], (4,)),
+        (["--input-shape", "2,4,4,4", "--out-channels", 2, "--kernel-size", 2, "--dtype",
+          "float32"], (2, 2, 2, 2, 2)),
+    ],
+)
+def test_check_random_weights(capsys, options, weight_shape):
+    code, out, err = run(capsys, "check", *options, "--seed", 5)
+    assert (code, err) == (0, "")
+    assert f"weights: random standard normal, shape {weight_shape}" in out
+    assert "all 10 checks passed" in out
+    # the same seed gives the same run
+    assert run(capsys, "check", *options, "--seed", 5) == (0, out, "")
+
+
+def test_check_without_seed_prints_a_reproducible_one(capsys):
+    code, out, _ = run(capsys, "check", "--input-shape", "6,6")
+    assert code == 0
+    seed = out.split("--seed ")[1].split()[0]
+    assert run(capsys, "check", "--input-shape", "6,6", "--seed", seed) == (0, out, "")
+
+
+def test_check_failure_is_exit_status_1(capsys, monkeypatch):
+    """A convolution with a wrong adjoint: the report says which check failed."""
+    real = linop.conv._ConvNd._apply_adjoint_batch
+    monkeypatch.setattr(linop.conv._ConvNd, "_apply_adjoint_batch",
+                        lambda self, y: 2 * real(self, y))
+    code, out, err = run(capsys, "check", "--kernel", BLOG, "--input-shape", "4,4",
+                         "--method", "im2col", "--seed", 0)
+    assert (code, err) == (1, "")
+    assert "[FAIL] dottest" in out and "FAILED:" in out
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--kernel", BLOG, "--input-shape", "4,4", "--kernel-size", 3], "--kernel-size"),
+        (["--kernel", BLOG, "--input-shape", "4,4", "--out-channels", 2], "--out-channels"),
+        (["--input-shape", "4,4", "--kernel-size", "3,3,3"], "--kernel-size"),
+        (["--input-shape", "4,4", "--kernel-size", "0"], "--kernel-size"),
+        (["--input-shape", "3,8,8", "--out-channels", 4, "--groups", 2], "--groups"),
+        (["--input-shape", "3,8,8", "--out-channels", 0], "--out-channels"),
+        (["--input-shape", "8,8", "--groups", 2], "--groups"),
+        (["--input-shape", "2,2", "--kernel-size", 3], "--input-shape"),
+        (["--input-shape", "1,2,3,4,5"], "--input-shape"),
+        (["--input-shape", "8,8", "--method", "fft"], "--method"),
+        (["--input-shape", "8,8", "--seed", "x"], "--seed"),
+    ],
+)
+def test_bad_check_arguments(capsys, argv, flag):
+    code, out, err = run(capsys, "check", *argv)
+    assert_usage_error(code, out, err, "linop check", flag)
+
+
+# -- linop demo -----------------------------------------------------------------------------
+def test_demo_reproduces_the_seed(capsys):
+    code, out, err = run(capsys, "demo")
+    assert (code, err) == (0, "")
+    assert "[[26. 39.]\n [78. 91.]]" in out
+    assert "[ -9. -10.   8.   4.]" in out
+    assert "FAILED" not in out and out.count(": passed") == 5
+
+
+def test_demo_json_has_the_seeds_numbers(capsys):
+    code, out, err = run(capsys, "demo", "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["conv_output"] == [[26, 39], [78, 91]]
+    assert data["up_output"] == UPSAMPLED
+    assert data["upsampled"]["transposed convolution"] == UPSAMPLED
+    assert data["conv_matrix"] == BLOG_MATRIX.tolist()
+    assert data["transpose_equals_conv_T"] is True
+    checks = data["adjoint_checks"]
+    assert set(checks) == {"Conv2d", "ConvTranspose2d", "Upsample(nearest)",
+                           "Upsample(bilinear)", "Upsample(bicubic)"}
+    for check in checks.values():
+        assert check["passed"] is True
+        assert abs(check["lhs"] - check["rhs"]) <= check["tolerance"]
+
+
+# -- progress --------------------------------------------------------------------------------
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_writes_only_to_a_terminal():
+    quiet = io.StringIO()
+    with _cli_args.Progress(quiet) as progress:
+        progress.phase("building")
+        progress.done("wrote a.mtx")
+    assert quiet.getvalue() == ""
+
+    tty = FakeTerminal()
+    with _cli_args.Progress(tty) as progress:
+        progress.phase("building the matrix")
+        progress.phase("writing a.mtx")
+        progress.done("wrote a.mtx")
+    text = tty.getvalue()
+    assert "linop: building the matrix..." in text and "linop: writing a.mtx..." in text
+    assert text.endswith(" s\n") and "\rlinop: wrote a.mtx in" in text.replace("\x1b[K", "")
+
+
+def test_progress_erases_its_line_on_error():
+    tty = FakeTerminal()
+    with pytest.raises(RuntimeError):
+        with _cli_args.Progress(tty) as progress:
+            progress.phase("building")
+            raise RuntimeError
+    assert tty.getvalue().endswith("\r\x1b[K")  # the error message starts on a clean line
+
+
+def test_matrix_export_shows_progress_on_a_terminal(capsys, tmp_path, monkeypatch):
+    tty = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    path = tmp_path / "a.mtx"
+    assert main(["matrix", "--kernel", BLOG, "--input-shape", "40,40", "-o", str(path)]) == 0
+    text = tty.getvalue()
+    assert "building the 1444 x 1600 matrix..." in text
+    assert f"writing {path} (1444 x 1600, 12996 stored entries)..." in text
+    assert text.endswith(" s\n")
+    assert capsys.readouterr().out == ""
+
+
+# -- real processes ---------------------------------------------------------------------------
+def _run_process(argv, **kwargs):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_python_m_linop_exports_the_blog_matrix(tmp_path):
+    path = tmp_path / "blog.mtx"
+    proc = _run_process([sys.executable, "-m", "linop", "matrix", "--kernel", BLOG,
+                         "--input-shape", "4,4", "-o", str(path)])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert_same_matrix(read_back(path), linop.conv_matrix(BLOG_KERNEL, (4, 4)))
+
+
+def test_python_m_linop_bad_argument_has_no_traceback():
+    proc = _run_process([sys.executable, "-m", "linop", "matrix", "--kernel", BLOG,
+                         "--input-shape", "4,4", "--stride", "two"])
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("linop matrix: error: argument --stride:")
+
+
+def test_console_script(tmp_path):
+    exe = shutil.which("linop")
+    if exe is None:
+        pytest.skip("the linop console script is not installed")
+    proc = _run_process([exe, "--version"])
+    assert (proc.returncode, proc.stdout) == (0, f"linop {linop.__version__}\n")
+    path = tmp_path / "blog.npz"
+    proc = _run_process([exe, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o",
+                         str(path)])
+    assert proc.returncode == 0, proc.stderr
+    assert_same_matrix(read_back(path), sp.csr_array(BLOG_MATRIX))
+    proc = _run_process([exe, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
+                         "--padding-mode", "mirror"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("linop matrix: error: argument --padding-mode: invalid choice")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_in_a_real_terminal(tmp_path):
+    """stderr a pseudo-terminal: progress shows; the matrix file is the same."""
+    master, slave = os.openpty()
+    path = tmp_path / "a.npz"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "linop", "matrix", "--kernel", BLOG, "--input-shape",
+             "20,20", "-o", str(path)],
+            stdout=subprocess.PIPE, stderr=slave, timeout=120,
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    text = b"".join(chunks).decode()
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert "linop: building the 324 x 400 matrix..." in text
+    assert f"linop: wrote {path} (324 x 400, 2916 stored entries) in" in text
+    assert_same_matrix(read_back(path), linop.conv_matrix(BLOG_KERNEL, (20, 20)))
