@@ -107,7 +107,9 @@ class ConvEngine:
 
     @cached_property
     def matrix_transpose(self):
-        return self.matrix.T.tocsr()
+        """``A^T`` in CSR; built from a fresh ``A`` unless ``A`` is cached already."""
+        matrix = self.__dict__.get("matrix")
+        return (matrix if matrix is not None else self.build_matrix()).T.tocsr()
 
     @cached_property
     def patches(self):
@@ -151,6 +153,15 @@ class ConvEngine:
         g, cin_g, cout_g = self.groups, self.cin_group, self.c_out // self.groups
         w = self.weight.reshape(g, cout_g, cin_g, self.n_taps)
         return np.ascontiguousarray(w.transpose(0, 3, 2, 1)).reshape(g, -1, cout_g)
+
+    def __getstate__(self):
+        # Pickle the definition, not the caches: a used operator stays small
+        # to ship (e.g. to Dask workers), and the patterns are rebuilt there.
+        state = self.__dict__.copy()
+        for name, attr in vars(type(self)).items():
+            if isinstance(attr, cached_property):
+                state.pop(name, None)
+        return state
 
     def toeplitz_nnz(self) -> int:
         """Stored entries of the explicit matrix, before building it."""
