@@ -93,9 +93,15 @@ class ShapedLinearOperator(LinearOperator):
             )
         batch = a.shape[: a.ndim - nd]
         dtype = self._result_dtype(a)
-        flat = a.reshape((-1,) + shape_in).astype(dtype, copy=False)
-        out = kernel(flat)
-        return out.reshape(batch + shape_out)
+        flat = a.reshape((math.prod(batch),) + shape_in).astype(dtype, copy=False)
+        return self._run(kernel, flat, shape_out, dtype).reshape(batch + shape_out)
+
+    @staticmethod
+    def _run(kernel, flat, shape_out, dtype):
+        """``kernel(flat)``; an empty batch gives an empty result without calling it."""
+        if flat.shape[0] == 0:
+            return np.empty((0,) + shape_out, dtype=dtype)
+        return kernel(flat)
 
     # -- the LinearOperator protocol -------------------------------------------
     def _matvec(self, x):
@@ -108,12 +114,12 @@ class ShapedLinearOperator(LinearOperator):
         X = np.asarray(X)
         dtype = self._result_dtype(X)
         batch = X.T.reshape((X.shape[1],) + self.input_shape).astype(dtype, copy=False)
-        out = self._apply_batch(batch)
-        return out.reshape(X.shape[1], -1).T
+        out = self._run(self._apply_batch, batch, self.output_shape, dtype)
+        return out.reshape(X.shape[1], self.shape[0]).T
 
     def _rmatmat(self, Y):
         Y = np.asarray(Y)
         dtype = self._result_dtype(Y)
         batch = Y.T.reshape((Y.shape[1],) + self.output_shape).astype(dtype, copy=False)
-        out = self._apply_adjoint_batch(batch)
-        return out.reshape(Y.shape[1], -1).T
+        out = self._run(self._apply_adjoint_batch, batch, self.input_shape, dtype)
+        return out.reshape(Y.shape[1], self.shape[1]).T

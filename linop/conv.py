@@ -59,14 +59,14 @@ def _as_shape(input_shape, name="input_shape") -> tuple[int, ...]:
     return shape
 
 
-def _split_channels(weight, input_shape, ndim, cls_name):
+def _split_channels(weight, input_shape, ndim, cls_name, layout="(C_out, C_in/groups"):
     """Weight and input shape -> ``(C_out, C_in/g, *k)`` weight, channels, bare flag."""
     if weight.ndim == ndim + 2 and len(input_shape) == ndim + 1:
         return weight, input_shape[0], input_shape[1:], False
     if weight.ndim == ndim and len(input_shape) == ndim:
         return weight.reshape((1, 1) + weight.shape), 1, input_shape, True
     raise ValueError(
-        f"{cls_name} takes a weight of shape (C_out, C_in/groups, *{ndim} kernel sizes) with "
+        f"{cls_name} takes a weight of shape {layout}, *{ndim} kernel sizes) with "
         f"input_shape (C_in, *{ndim} sizes), or a bare {ndim}-D kernel with a {ndim}-D "
         f"input_shape; got weight of shape {weight.shape} and input_shape {input_shape}"
     )
@@ -218,7 +218,9 @@ class _ConvTransposeNd(_ConvOperatorBase):
         nd, name = self._ndim, type(self).__name__
         w = _as_weight(weight)
         input_shape = _as_shape(input_shape)
-        w4, c_in, spatial, bare = _split_channels(w, input_shape, nd, name)
+        w4, c_in, spatial, bare = _split_channels(
+            w, input_shape, nd, name, layout="(C_in, C_out/groups"
+        )
         # PyTorch's layout (C_in, C_out/groups, *k) is the layout of the
         # convolution this operator transposes: that convolution's C_out is
         # our C_in.
