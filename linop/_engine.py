@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from linop._geometry import ConvGeometry
 from linop._memory import check_matrix_size, csr_nbytes, get_memory_limit
-from linop._pattern import patch_matrix, tap_table, toeplitz_matrix, toeplitz_nnz
+from linop._direct import one_channel_toeplitz
+from linop._pattern import index_dtype, patch_matrix, tap_table, toeplitz_matrix, toeplitz_nnz
 
 __all__ = ["METHODS", "PATCH_BUFFER_BYTES", "ConvEngine", "PatchChunk"]
 
@@ -102,6 +103,12 @@ class ConvEngine:
         """Build the explicit CSR matrix ``A`` (sized against the memory limit first)."""
         shape = (self.c_out * self.n_out, self.c_in * self.n_in)
         check_matrix_size(self.toeplitz_nnz(), self.weight.dtype, shape, "convolution")
+        if self.c_out == self.c_in == 1 and self.geometry.padding_mode == "zeros":
+            kernel = self.weight.reshape(self.geometry.kernel_size)
+            idx_dtype = index_dtype(self.toeplitz_nnz(), self.n_in, self.n_out)
+            matrix = one_channel_toeplitz(self.geometry, kernel, idx_dtype)
+            if matrix is not None:
+                return matrix
         w = self.weight.reshape(self.c_out, self.cin_group, self.n_taps)
         return toeplitz_matrix(self.table, w, self.groups, self.geometry.padding_mode)
 

@@ -189,7 +189,7 @@ def tap_table(geometry: ConvGeometry) -> TapTable:
     counts = []
     for a, (n, m, k, s, d, lo) in enumerate(axes):
         rows = _border_rows(n, m, k, s, d, lo)
-        counts.append(np.full(m, k))
+        counts.append(np.full(m, k, dtype=np.int32))
         if rows.size == 0:
             continue
         read, ok = _axis_read(rows, n, k, s, d, lo, geometry.padding_mode)
@@ -289,8 +289,11 @@ def toeplitz_matrix(table: TapTable, weight: np.ndarray, groups: int, padding_mo
     group_base = (np.arange(c_out) // (c_out // groups) * (cin_g * n_in)).astype(idx_dtype)
 
     if c_out == 1 and cin_g == 1:
-        data = np.tile(weight.reshape(-1), n_out)  # np.tile writes with long loops
-        data = data if mask is None else data[mask]
+        w = weight.reshape(-1)
+        if mask is None:
+            data = np.tile(w, n_out)
+        else:  # select from the broadcast weight: no temporary of nnz values
+            data = np.broadcast_to(w, (n_out, n_taps))[mask.reshape(n_out, n_taps)]
         local_cols, channel_weights = cols1, None
     elif cin_g == 1:
         local_cols = cols1
