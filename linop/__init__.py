@@ -3,6 +3,19 @@
 Convolutions, transposed convolutions and interpolations written as SciPy
 sparse matrices and wrapped as `scipy.sparse.linalg.LinearOperator` objects,
 with PyTorch's semantics.
+
+Examples
+--------
+A 3x3 kernel on a 4x4 input is a 4x16 matrix; applying it is the "valid"
+convolution (cross-correlation) of ``torch.nn.functional.conv2d``:
+
+>>> import numpy as np, linop
+>>> A = linop.Conv2d(np.array([[3., 2, 9], [-2, 1, 3], [-3, -2, 2]]), (4, 4))
+>>> A.shape, A.input_shape, A.output_shape
+((4, 16), (4, 4), (2, 2))
+>>> A.apply(np.arange(1., 17).reshape(4, 4))
+array([[26., 39.],
+       [78., 91.]])
 """
 
 __version__ = "0.1.0"

@@ -62,7 +62,27 @@ class ShapedLinearOperator(LinearOperator):
         Returns
         -------
         numpy.ndarray
-            Output of shape ``(*batch, *output_shape)``.
+            Output of shape ``(*batch, *output_shape)``, dtype
+            ``result_type(self.dtype, x.dtype)``.
+
+        See Also
+        --------
+        apply_adjoint : the Hermitian adjoint.
+
+        Examples
+        --------
+        A 3x3 convolution from 1 to 2 channels on 5x5 images: on one image it
+        is ``A @ x.ravel()`` reshaped; leading axes are a batch.
+
+        >>> import numpy as np, linop
+        >>> A = linop.Conv2d(np.ones((2, 1, 3, 3)), (1, 5, 5), padding=1)
+        >>> x = np.ones((1, 5, 5))
+        >>> A.apply(x).shape
+        (2, 5, 5)
+        >>> bool(np.allclose(A.apply(x).ravel(), A @ x.ravel()))
+        True
+        >>> A.apply(np.ones((4, 3, 1, 5, 5))).shape      # a (4, 3) batch
+        (4, 3, 2, 5, 5)
         """
         return self._shaped(x, self.input_shape, self.output_shape, self._apply_batch, "x")
 
@@ -77,7 +97,24 @@ class ShapedLinearOperator(LinearOperator):
         Returns
         -------
         numpy.ndarray
-            Output of shape ``(*batch, *input_shape)``.
+            Output of shape ``(*batch, *input_shape)``, dtype
+            ``result_type(self.dtype, y.dtype)``.
+
+        See Also
+        --------
+        apply : the operator itself.
+
+        Examples
+        --------
+        The adjoint of a 3-point moving sum with zero padding: every input
+        pixel receives from the outputs that read it (two at the borders).
+
+        >>> import numpy as np, linop
+        >>> A = linop.Conv1d(np.array([1.0, 1.0, 1.0]), (5,), padding=1)
+        >>> A.apply_adjoint(np.ones(5))
+        array([2., 3., 3., 3., 2.])
+        >>> A.apply_adjoint(np.ones((2, 5))).shape
+        (2, 5)
         """
         return self._shaped(
             y, self.output_shape, self.input_shape, self._apply_adjoint_batch, "y"

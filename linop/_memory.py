@@ -25,7 +25,34 @@ _limit: int | None = None
 
 
 class MatrixTooLargeError(ValueError, MemoryError):
-    """An explicit matrix would need more memory than the configured limit."""
+    """An explicit matrix would need more memory than the configured limit.
+
+    Raised before anything big is allocated, by `conv_matrix`,
+    `conv_transpose_matrix`, ``tocsr()`` and operators that apply their
+    explicit matrix (``method="toeplitz"``). It is both a `MemoryError` and
+    a `ValueError`, so either ``except`` clause catches it.
+
+    See Also
+    --------
+    get_memory_limit, set_memory_limit, memory_limit
+
+    Examples
+    --------
+    The 3x3 convolution matrix of a 512x512 image, with a limit of 1 MiB:
+
+    >>> import numpy as np, linop
+    >>> with linop.memory_limit(2**20):
+    ...     try:
+    ...         linop.conv_matrix(np.ones((3, 3)), (512, 512))
+    ...     except linop.MatrixTooLargeError as err:
+    ...         print(err)  # doctest: +NORMALIZE_WHITESPACE +ELLIPSIS
+    the explicit matrix of this convolution (260100 x 262144, 2340900 stored
+    entries) needs about 56 MiB to build, more than the limit of 1 MiB; apply
+    the operator with method='im2col' instead ...
+    >>> E = linop.MatrixTooLargeError
+    >>> issubclass(E, MemoryError), issubclass(E, ValueError)
+    (True, True)
+    """
 
 
 def _available_memory() -> int:
@@ -47,6 +74,25 @@ def get_memory_limit() -> int:
 
     By default half of the memory available when asked; see
     `set_memory_limit`.
+
+    Returns
+    -------
+    int
+        The limit in bytes: the one set by `set_memory_limit` or
+        `memory_limit`, else half of the currently available memory.
+
+    See Also
+    --------
+    set_memory_limit, memory_limit, MatrixTooLargeError
+
+    Examples
+    --------
+    >>> import linop
+    >>> with linop.memory_limit(2**20):
+    ...     print(linop.get_memory_limit())
+    1048576
+    >>> linop.get_memory_limit() > 0    # the default: half of what is available
+    True
     """
     return _limit if _limit is not None else _available_memory() // 2
 

@@ -195,6 +195,27 @@ class _ConvNd(_ConvOperatorBase):
         Shape ``(prod(output_shape), prod(input_shape))``, sorted indices,
         int32 indices where they fit. Entries whose weight is zero are kept
         as stored zeros, so the sparsity pattern does not depend on values.
+
+        Returns
+        -------
+        scipy.sparse.csr_array
+
+        Raises
+        ------
+        MatrixTooLargeError
+            If the matrix would need more memory than `get_memory_limit`.
+
+        Examples
+        --------
+        A 2-tap kernel on 3 samples: one row per output, the kernel slid
+        along the diagonal.
+
+        >>> import numpy as np, linop
+        >>> linop.Conv1d(np.array([1.0, 2.0]), (3,)).tocsr().toarray()
+        array([[1., 2., 0.],
+               [0., 1., 2.]])
+        >>> linop.Conv1d(np.array([1.0, 0.0]), (3,)).tocsr().nnz   # zeros kept
+        4
         """
         return self._engine_matrix()
 
@@ -271,6 +292,28 @@ class _ConvTransposeNd(_ConvOperatorBase):
         """The explicit transposed-convolution matrix as a `scipy.sparse.csr_array`.
 
         Exactly the transpose of the matching convolution's matrix.
+
+        Returns
+        -------
+        scipy.sparse.csr_array
+            Shape ``(prod(output_shape), prod(input_shape))``.
+
+        Raises
+        ------
+        MatrixTooLargeError
+            If the matrix would need more memory than `get_memory_limit`.
+
+        Examples
+        --------
+        >>> import numpy as np, linop
+        >>> w = np.array([1.0, 2.0])
+        >>> M = linop.ConvTranspose1d(w, (2,)).tocsr()
+        >>> M.toarray()
+        array([[1., 0.],
+               [2., 1.],
+               [0., 2.]])
+        >>> bool((M != linop.Conv1d(w, (3,)).tocsr().T).nnz == 0)
+        True
         """
         engine = self._engine
         if "matrix_transpose" in engine.__dict__:

@@ -97,6 +97,29 @@ def set_cache_size(nbytes: int) -> None:
     about ``nbytes`` of sparse matrices (default 512 MiB; the most recent
     operator is always kept). On a cluster, call it on the workers, e.g.
     ``client.run(linop.dask.set_cache_size, 2**28)``.
+
+    Parameters
+    ----------
+    nbytes : int
+        The bound in bytes, ``>= 0`` (default 512 MiB).
+
+    Raises
+    ------
+    ValueError
+        If ``nbytes`` is not an int ``>= 0``.
+
+    See Also
+    --------
+    clear_cache : empty the cache.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, linop, linop.dask
+    >>> linop.dask.set_cache_size(64 * 2**20)        # 64 MiB in this process
+    >>> A = linop.Conv1d(np.ones(3), (100,))
+    >>> float(linop.dask.apply(A, da.ones(100, chunks=25)).sum().compute())
+    294.0
+    >>> linop.dask.set_cache_size(512 * 2**20)       # back to the default
     """
     global _cache_limit
     if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 0:
@@ -107,7 +130,26 @@ def set_cache_size(nbytes: int) -> None:
 
 
 def clear_cache() -> None:
-    """Empty this process's cache of per-chunk operators."""
+    """Empty this process's cache of per-chunk operators.
+
+    The operators are rebuilt when next needed; results do not change. On a
+    cluster, call it on the workers: ``client.run(linop.dask.clear_cache)``.
+
+    See Also
+    --------
+    set_cache_size : bound the cache instead.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, linop, linop.dask
+    >>> A = linop.Conv1d(np.ones(3), (100,))
+    >>> x = da.ones(100, chunks=25)
+    >>> y1 = linop.dask.apply(A, x).compute()       # builds and caches
+    >>> linop.dask.clear_cache()
+    >>> y2 = linop.dask.apply(A, x).compute()       # builds again
+    >>> bool(np.array_equal(y1, y2))
+    True
+    """
     with _cache_lock:
         _cache.clear()
         _cache_sizes.clear()
@@ -294,6 +336,25 @@ def apply(op, x):
         Shape ``(*batch, *op.output_shape)``, dtype
         ``result_type(op.dtype, x.dtype)``, lazy. Equal to ``op.apply(x)``
         to floating-point precision.
+
+    See Also
+    --------
+    apply_adjoint : the Hermitian adjoint, chunk by chunk.
+
+    Examples
+    --------
+    A batch of 10 images of 64x64, chunked along the batch (4 images per
+    chunk) and along the image axes (32x32 tiles); the result keeps the
+    chunks:
+
+    >>> import numpy as np, dask.array as da, linop, linop.dask
+    >>> A = linop.Conv2d(np.ones((3, 3)) / 9, (64, 64), padding=1)
+    >>> x = da.ones((10, 64, 64), chunks=(4, 32, 32))
+    >>> y = linop.dask.apply(A, x)                  # lazy
+    >>> y.shape, y.chunks
+    ((10, 64, 64), ((4, 4, 2), (32, 32), (32, 32)))
+    >>> bool(np.allclose(y.compute(), A.apply(x.compute())))
+    True
     """
     return _dispatch(op, x, adjoint=False)
 
@@ -306,6 +367,40 @@ def apply_adjoint(op, y):
     For a convolution this is the exact transposed convolution (its padding
     mode's border folded back), computed chunk by chunk with the overlapping
     contributions summed across chunk borders.
+
+    Parameters
+    ----------
+    op : LinearOperator
+        As in `apply`.
+    y : dask.array.Array or array_like
+        Shape ``(*batch, *op.output_shape)``, chunked as in `apply`.
+
+    Returns
+    -------
+    dask.array.Array
+        Shape ``(*batch, *op.input_shape)``, dtype
+        ``result_type(op.dtype, y.dtype)``, lazy. Equal to
+        ``op.apply_adjoint(y)`` to floating-point precision.
+
+    See Also
+    --------
+    apply : the operator itself, chunk by chunk.
+
+    Examples
+    --------
+    The adjoint of a stride-2 convolution: every chunk of 10 outputs maps
+    back to a chunk of 20 inputs.
+
+    >>> import numpy as np, dask.array as da, linop, linop.dask
+    >>> A = linop.Conv1d(np.array([1.0, 2.0, 3.0]), (100,), stride=2)
+    >>> A.output_shape
+    (49,)
+    >>> y = da.ones(49, chunks=10)
+    >>> x = linop.dask.apply_adjoint(A, y)
+    >>> x.chunks
+    ((20, 20, 20, 20, 20),)
+    >>> bool(np.allclose(x.compute(), A.apply_adjoint(np.ones(49))))
+    True
     """
     return _dispatch(op, y, adjoint=True)
 

@@ -326,6 +326,25 @@ class Upsample(ShapedLinearOperator):
         scipy.sparse.csr_array
             Shape ``(prod(output_shape), prod(input_shape))``, sorted indices,
             int32 indices where they fit.
+
+        Raises
+        ------
+        MatrixTooLargeError
+            If the matrix would need more memory than `get_memory_limit`.
+
+        Examples
+        --------
+        Linear interpolation of 3 samples to 6 (one channel): each row holds
+        the weights of the two nearest input samples.
+
+        >>> import linop
+        >>> linop.Upsample((1, 3), scale_factor=2, mode="linear").tocsr().toarray()
+        array([[1.  , 0.  , 0.  ],
+               [0.75, 0.25, 0.  ],
+               [0.25, 0.75, 0.  ],
+               [0.  , 0.75, 0.25],
+               [0.  , 0.25, 0.75],
+               [0.  , 0.  , 1.  ]])
         """
         nnz = self.input_shape[0] * math.prod(m.nnz for m in self.matrices)
         check_matrix_size(nnz, self.dtype, self.shape, "Upsample")

@@ -6,7 +6,8 @@ tolerance derived from the dtype's precision and the operator's size.
 :func:`check_operator` runs the dot test and the other checks every
 `scipy.sparse.linalg.LinearOperator` should pass (shapes and dtypes of
 results, linearity, ``matmat`` against ``matvec``, ``.T`` against ``.H``,
-``tocsr()`` against the operator) and reports what failed.
+``tocsr()`` against the operator) and reports what failed; :data:`CHECKS`
+names and describes these checks.
 
 Both work on any operator, not only linop's. Hypothesis strategies for
 linop's parameter space are in :mod:`linop.testing.strategies`, which is not
@@ -49,6 +50,30 @@ is caught, and the report names the failing check:
 
 from linop.testing._check import CHECKS, CheckReport, CheckResult, check_operator
 from linop.testing._dottest import DotTestResult, DotTestTrial, default_rtol, dottest
+
+# Autodoc documents linop.testing.CHECKS from ``#:`` comments in this module, and
+# takes them only before an assignment or an annotation: this annotation binds nothing.
+
+#: The checks of :func:`check_operator`, in order, with what each verifies.
+#:
+#: A dict from the name of each check (the ``name`` of its
+#: :class:`CheckResult`, and what the ``skip`` argument of
+#: :func:`check_operator` takes) to a one-line description.
+#:
+#: Examples
+#: --------
+#: >>> import numpy as np
+#: >>> from linop.testing import CHECKS, check_operator
+#: >>> print(*CHECKS)
+#: shape matvec rmatvec dottest linearity matmat rmatmat adjoint transpose tocsr
+#: >>> CHECKS["dottest"]
+#: '<A x, y> == <x, A^H y> (see dottest)'
+#: >>> report = check_operator(np.eye(3), rng=0, skip=["linearity"])
+#: >>> [check.name for check in report.checks] == list(CHECKS)
+#: True
+#: >>> report.skipped
+#: ['linearity', 'tocsr']
+CHECKS: dict[str, str]
 
 __all__ = [
     "CHECKS",

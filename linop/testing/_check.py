@@ -40,6 +40,26 @@ class CheckResult:
         The verdict.
     details : str
         What was compared, and on failure what went wrong and by how much.
+
+    See Also
+    --------
+    CheckReport : all the results of one :func:`check_operator` run.
+
+    Examples
+    --------
+    A NumPy array is an operator without ``tocsr()``: that check is skipped,
+    which is not a failure.
+
+    >>> import numpy as np
+    >>> from linop.testing import check_operator
+    >>> report = check_operator(np.arange(6.0).reshape(2, 3), rng=0)
+    >>> result = report["tocsr"]
+    >>> result.name, result.status, result.passed
+    ('tocsr', 'SKIP', True)
+    >>> print(result)
+    [SKIP] tocsr      the operator has no tocsr()
+    >>> print(report["shape"])
+    [PASS] shape      shape (2, 3), dtype float64
     """
 
     name: str
@@ -70,6 +90,23 @@ class CheckReport:
         ``repr`` of the operator that was checked.
     checks : tuple of CheckResult
         Every check, in the order they ran.
+
+    See Also
+    --------
+    check_operator : which returns it.
+    CheckResult : the outcome of one check.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing import check_operator
+    >>> report = check_operator(np.arange(6.0).reshape(2, 3), rng=0)
+    >>> bool(report), report.passed, report.failed, report.skipped
+    (True, True, [], ['tocsr'])
+    >>> len(report.checks), report["dottest"].status
+    (10, 'PASS')
+    >>> print(str(report).splitlines()[0])  # doctest: +ELLIPSIS
+    check_operator: all 10 checks passed (1 skipped) for <2x3 MatrixLinearOperator ...>
     """
 
     operator: str
@@ -375,6 +412,18 @@ def _check_tocsr(ctx: _Context) -> str:
 
 
 #: The checks of :func:`check_operator`, in order, with what each verifies.
+#:
+#: A dict from the name of each check (the ``name`` of its
+#: :class:`CheckResult`, and what the ``skip`` argument of
+#: :func:`check_operator` takes) to a one-line description.
+#:
+#: Examples
+#: --------
+#: >>> from linop.testing import CHECKS
+#: >>> print(*CHECKS)
+#: shape matvec rmatvec dottest linearity matmat rmatmat adjoint transpose tocsr
+#: >>> CHECKS["dottest"]
+#: '<A x, y> == <x, A^H y> (see dottest)'
 CHECKS: dict[str, str] = {
     "shape": "shape is two non-negative ints, dtype a numpy dtype, input/output_shape agree",
     "matvec": "matvec returns an array of shape (m,) in the operator's dtype, keeps its input",

@@ -60,6 +60,29 @@ class ConvConfig:
     dtype : numpy.dtype
     seed : int
         Seed of the random weight, see :meth:`weight`.
+
+    See Also
+    --------
+    conv_configs : the hypothesis strategy that draws them.
+
+    Examples
+    --------
+    A 3x3 convolution from 3 to 4 channels with stride 2 and padding 1:
+
+    >>> import numpy as np
+    >>> from linop.testing.strategies import ConvConfig
+    >>> config = ConvConfig(
+    ...     ndim=2, transpose=False, bare=False, weight_shape=(4, 3, 3, 3),
+    ...     input_shape=(3, 32, 32), stride=2, padding=1, dilation=1, groups=1,
+    ...     padding_mode="zeros", output_padding=0, method="auto",
+    ...     dtype=np.dtype(np.float32), seed=0)
+    >>> config.class_name, config.expected_output_shape   # by PyTorch's formulas
+    ('Conv2d', (4, 16, 16))
+    >>> config.padding_pairs
+    ((1, 1), (1, 1))
+    >>> op = config.build()
+    >>> op.output_shape, op.dtype
+    ((4, 16, 16), dtype('float32'))
     """
 
     ndim: int
@@ -139,11 +162,48 @@ class ConvConfig:
 
     # -- building ---------------------------------------------------------------
     def weight(self) -> np.ndarray:
-        """The weight: standard normal entries of ``dtype``, seeded by ``seed``."""
+        """The weight: standard normal entries of ``dtype``, seeded by ``seed``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``weight_shape``, dtype ``dtype``; the same on every call.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from linop.testing.strategies import ConvConfig
+        >>> config = ConvConfig(
+        ...     ndim=1, transpose=True, bare=True, weight_shape=(3,), input_shape=(5,),
+        ...     stride=2, padding=1, dilation=1, groups=1, padding_mode="zeros",
+        ...     output_padding=1, method="auto", dtype=np.dtype(np.float64), seed=0)
+        >>> w = config.weight()
+        >>> w.shape, w.dtype, bool(np.array_equal(w, config.weight()))
+        ((3,), dtype('float64'), True)
+        """
         return random_array(self.weight_shape, self.dtype, self.seed)
 
     def kwargs(self) -> dict:
-        """The constructor's keyword arguments."""
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            ``stride``, ``padding``, ``dilation``, ``groups`` and ``method``,
+            with ``output_padding`` for a transposed convolution and
+            ``padding_mode`` otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from linop.testing.strategies import ConvConfig
+        >>> config = ConvConfig(
+        ...     ndim=1, transpose=True, bare=True, weight_shape=(3,), input_shape=(5,),
+        ...     stride=2, padding=1, dilation=1, groups=1, padding_mode="zeros",
+        ...     output_padding=1, method="auto", dtype=np.dtype(np.float64), seed=0)
+        >>> config.kwargs()["output_padding"], "padding_mode" in config.kwargs()
+        (1, False)
+        """
         kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                   groups=self.groups, method=self.method)
         if self.transpose:
@@ -157,7 +217,27 @@ class ConvConfig:
         return f"Conv{'Transpose' if self.transpose else ''}{self.ndim}d"
 
     def build(self):
-        """The linop operator: ``linop.<class_name>(weight(), input_shape, **kwargs())``."""
+        """The linop operator: ``linop.<class_name>(weight(), input_shape, **kwargs())``.
+
+        Returns
+        -------
+        ShapedLinearOperator
+            A ``ConvNd`` or ``ConvTransposeNd`` of ``ndim`` axes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from linop.testing.strategies import ConvConfig
+        >>> config = ConvConfig(
+        ...     ndim=1, transpose=True, bare=True, weight_shape=(3,), input_shape=(5,),
+        ...     stride=2, padding=1, dilation=1, groups=1, padding_mode="zeros",
+        ...     output_padding=1, method="auto", dtype=np.dtype(np.float64), seed=0)
+        >>> op = config.build()
+        >>> type(op).__name__, op.input_shape, op.output_shape
+        ('ConvTranspose1d', (5,), (10,))
+        >>> op.output_shape == config.expected_output_shape
+        True
+        """
         import linop
 
         cls = getattr(linop, self.class_name)
@@ -179,6 +259,22 @@ class UpsampleConfig:
     align_corners : bool or None
         None unless ``mode`` is linear, bilinear, bicubic or trilinear.
     dtype : numpy.dtype
+
+    See Also
+    --------
+    upsample_configs : the hypothesis strategy that draws them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing.strategies import UpsampleConfig
+    >>> config = UpsampleConfig(
+    ...     input_shape=(3, 5, 4), size=None, scale_factor=1.5, mode="bilinear",
+    ...     align_corners=False, dtype=np.dtype(np.float64))
+    >>> config.expected_output_shape      # floor(n * scale_factor) per axis
+    (3, 7, 6)
+    >>> config.build().output_shape
+    (3, 7, 6)
     """
 
     input_shape: tuple[int, ...]
@@ -206,11 +302,47 @@ class UpsampleConfig:
         return (c, *(int(v) for v in out))
 
     def kwargs(self) -> dict:
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            ``size``, ``scale_factor``, ``mode``, ``align_corners`` and
+            ``dtype``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from linop.testing.strategies import UpsampleConfig
+        >>> config = UpsampleConfig(
+        ...     input_shape=(1, 4), size=7, scale_factor=None, mode="linear",
+        ...     align_corners=True, dtype=np.dtype(np.float32))
+        >>> sorted(config.kwargs())
+        ['align_corners', 'dtype', 'mode', 'scale_factor', 'size']
+        """
         return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode,
                     align_corners=self.align_corners, dtype=self.dtype)
 
     def build(self):
-        """``linop.Upsample(input_shape, **kwargs())``."""
+        """The linop operator: ``linop.Upsample(input_shape, **kwargs())``.
+
+        Returns
+        -------
+        Upsample
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from linop.testing.strategies import UpsampleConfig
+        >>> config = UpsampleConfig(
+        ...     input_shape=(1, 4), size=7, scale_factor=None, mode="linear",
+        ...     align_corners=True, dtype=np.dtype(np.float32))
+        >>> op = config.build()
+        >>> op.output_shape, op.dtype
+        ((1, 7), dtype('float32'))
+        >>> op.apply(np.arange(4, dtype=np.float32)[None])   # corners aligned
+        array([[0. , 0.5, 1. , 1.5, 2. , 2.5, 3. ]], dtype=float32)
+        """
         import linop
 
         return linop.Upsample(self.input_shape, **self.kwargs())

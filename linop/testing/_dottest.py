@@ -146,6 +146,28 @@ class DotTestTrial:
         The absolute tolerance ``atol + rtol * scale``.
     passed : bool
         ``abs_error <= tolerance`` (False for NaN).
+
+    See Also
+    --------
+    DotTestResult : all the trials of one :func:`dottest` run.
+
+    Examples
+    --------
+    An operator whose adjoint is twice too large fails every trial, and in
+    each one ``<x, A^H y>`` is twice ``<A x, y>``:
+
+    >>> import numpy as np
+    >>> from scipy.sparse.linalg import LinearOperator
+    >>> from linop.testing import dottest
+    >>> A = np.arange(6.0).reshape(2, 3)
+    >>> wrong = LinearOperator(A.shape, matvec=lambda x: A @ x,
+    ...                        rmatvec=lambda y: 2 * A.T @ y, dtype=A.dtype)
+    >>> result = dottest(wrong, rng=0, raise_error=False)
+    >>> [bool(trial) for trial in result.trials]
+    [False, False, False]
+    >>> trial = result.trials[result.worst]
+    >>> print(f"{trial.rhs / trial.lhs:.3f}", trial.abs_error > trial.tolerance)
+    2.000 True
     """
 
     lhs: float | complex
@@ -186,6 +208,24 @@ class DotTestResult:
         Every trial, in order.
     worst : int
         The index of the worst trial in ``trials``.
+
+    See Also
+    --------
+    dottest : which returns it.
+    DotTestTrial : one of the trials.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing import default_rtol, dottest
+    >>> result = dottest(np.arange(6.0).reshape(2, 3), rng=0)
+    >>> bool(result), result.shape, result.dtype, len(result.trials)
+    (True, (2, 3), dtype('float64'), 3)
+    >>> result.rtol == default_rtol(result.dtype, result.shape), result.atol
+    (True, 0.0)
+    >>> worst = result.trials[result.worst]
+    >>> result.rel_error == worst.rel_error <= result.rtol
+    True
     """
 
     passed: bool

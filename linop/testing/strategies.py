@@ -81,6 +81,28 @@ def dtypes(
     Returns
     -------
     SearchStrategy of numpy.dtype
+
+    Raises
+    ------
+    ValueError
+        If the filters exclude every dtype.
+
+    Examples
+    --------
+    >>> from linop.testing.strategies import dtypes
+    >>> dtypes(complex=False)
+    sampled_from([dtype('float32'), dtype('float64')])
+    >>> dtypes(double=False)
+    sampled_from([dtype('float32'), dtype('complex64')])
+
+    In a property test:
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=10, database=None)
+    ... @given(dtypes(real=False))
+    ... def test_complex(dtype):
+    ...     assert dtype.kind == "c"
+    >>> test_complex()
     """
     singles = (np.dtype(np.float32), np.dtype(np.complex64))
     chosen = [
@@ -261,6 +283,27 @@ def conv_configs(
     convolutions ``0 <= output_padding < max(stride, dilation)``. Padding is
     drawn as an int, a per-axis tuple, per-axis ``(lo, hi)`` pairs, or a
     string; stride and dilation as an int or a per-axis tuple.
+
+    Examples
+    --------
+    Every drawn configuration builds, and its operator has the output shape
+    of PyTorch's formulas:
+
+    >>> from hypothesis import find, given, settings
+    >>> from linop.testing.strategies import conv_configs
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(conv_configs(ndim=2, transpose=True))
+    ... def test_output_shape(config):
+    ...     assert config.build().output_shape == config.expected_output_shape
+    >>> test_output_shape()
+
+    `hypothesis.find` gives a configuration with a wanted property, here
+    ``padding="same"``, which comes with stride 1:
+
+    >>> config = find(conv_configs(), lambda c: c.padding == "same",
+    ...               settings=settings(database=None, derandomize=True))
+    >>> config.padding, set(config.stride_tuple)
+    ('same', {1})
     """
     ndims = _choices("ndim", ndim, (1, 2, 3))
     transposes = (False, True) if transpose is None else (bool(transpose),)
@@ -364,6 +407,28 @@ def upsample_configs(
     ``[0.2, 3.5]``) is set, with ``floor(n * scale_factor) >= 1`` on every
     axis. ``align_corners`` is None, False or True for the linear modes and
     None otherwise, as PyTorch requires.
+
+    Examples
+    --------
+    >>> from hypothesis import find, given, settings
+    >>> from linop.testing.strategies import upsample_configs
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(upsample_configs(modes=["nearest", "area"]))
+    ... def test_output_shape(config):
+    ...     assert config.build().output_shape == config.expected_output_shape
+    >>> test_output_shape()
+
+    A mode is drawn only with the number of axes PyTorch allows it, and
+    ``align_corners`` only for the linear modes:
+
+    >>> config = find(upsample_configs(), lambda c: c.mode == "bicubic",
+    ...               settings=settings(database=None, derandomize=True))
+    >>> config.ndim
+    2
+    >>> config = find(upsample_configs(), lambda c: c.mode == "area",
+    ...               settings=settings(database=None, derandomize=True))
+    >>> print(config.align_corners)
+    None
     """
     ndims = _choices("ndim", ndim, (1, 2, 3))
     all_modes = tuple(dict.fromkeys(m for nd in (1, 2, 3) for m in UPSAMPLE_MODES[nd]))
@@ -398,6 +463,20 @@ def operators(
     Returns
     -------
     SearchStrategy of scipy.sparse.linalg.LinearOperator
+
+    Examples
+    --------
+    A property test: every 1-D convolution and transposed convolution passes
+    the dot test.
+
+    >>> from hypothesis import given, settings
+    >>> from linop.testing import dottest
+    >>> from linop.testing.strategies import operators
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(operators(kinds=("conv", "conv_transpose"), ndim=1))
+    ... def test_adjoint(op):
+    ...     assert dottest(op, rng=0).passed
+    >>> test_adjoint()
     """
     kinds = _choices("kinds", kinds, ("conv", "conv_transpose", "upsample"))
     parts = []
