@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from linop._gather import gather_patches, pad_input
 from linop._geometry import ConvGeometry
 from linop._memory import check_matrix_size, csr_nbytes, get_memory_limit
 from linop._direct import one_channel_toeplitz
@@ -196,23 +197,23 @@ class ConvEngine:
         if self.method == "toeplitz":
             y = self.matrix @ x.reshape(batch, -1).T
             return np.ascontiguousarray(y.T).reshape(batch, self.c_out, self.n_out)
-        g, cin_g, cout_g, taps = self.groups, self.cin_group, self.c_out // self.groups, self.n_taps
-        chunks = self.patch_chunks
-        largest = max(c.stop - c.start for c in chunks)
-        out = np.empty((batch, g, self.n_out, cout_g), dtype=np.result_type(x, self.weight))
-        for part in self._batches(batch, largest * taps * self.c_in * x.itemsize):
-            b = part.stop - part.start
-            # Pixels along rows, (sample, channel) along columns.
-            xt = np.ascontiguousarray(x[part].reshape(b * self.c_in, self.n_in).T)
-            for c in chunks:
-                cols = c.gather @ xt[c.lo : c.hi]  # rows (pixel, tap)
-                n = c.stop - c.start
-                # (n, K, b, G, cin_g) -> (b, G, n, K*cin_g); no copy when b = G = 1.
-                cols = cols.reshape(n, taps, b, g, cin_g).transpose(2, 3, 0, 1, 4)
-                cols = cols.reshape(b, g, n, taps * cin_g)
-                np.matmul(cols, self._gemm_weight, out=out[part, :, c.start : c.stop])
-        y = out.transpose(0, 1, 3, 2).reshape(batch, self.c_out, self.n_out)
-        return np.ascontiguousarray(y)
+        g, cin_g, cout_g = self.groups, self.cin_group, self.c_out // self.groups
+        spatial = self.geometry.output_size
+        per_row = math.prod(spatial[1:])  # outputs in one row of the first axis
+        row_bytes = per_row * self.n_taps * self.c_in * x.itemsize
+        rows_per_block = max(1, PATCH_BUFFER_BYTES // row_bytes)
+        weight = self.weight.reshape(g, cout_g, cin_g * self.n_taps)
+        out = np.empty((batch, g, cout_g, self.n_out), dtype=np.result_type(x, self.weight))
+        x = x.reshape((batch, self.c_in) + self.geometry.input_size)
+        for part in self._batches(batch, spatial[0] * row_bytes):
+            xpad = pad_input(x[part], self.geometry)
+            for start in range(0, spatial[0], rows_per_block):
+                rows = slice(start, min(start + rows_per_block, spatial[0]))
+                cols = gather_patches(xpad, self.geometry, rows)  # (b, C_in, K, n)
+                cols = cols.reshape(part.stop - part.start, g, cin_g * self.n_taps, -1)
+                block = out[part, :, :, rows.start * per_row : rows.stop * per_row]
+                np.matmul(weight, cols, out=block)
+        return out.reshape(batch, self.c_out, self.n_out)
 
     def transpose(self, y: np.ndarray) -> np.ndarray:
         """``A^T y`` (no conjugation) for ``y`` of shape ``(B, C_out, n_out)``."""
