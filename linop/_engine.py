@@ -53,6 +53,13 @@ class PatchChunk:
     scatter: sp.csr_array
 
 
+def _csr_apply(matrix: sp.csr_array, a: np.ndarray) -> np.ndarray:
+    """``matrix @ a[i].ravel()`` for every sample ``i`` of the batch ``a``."""
+    if a.shape[0] == 1:  # a plain vector: SciPy's matvec kernel, not its multi-vector one
+        return (matrix @ a.reshape(-1))[None]
+    return np.ascontiguousarray((matrix @ a.reshape(a.shape[0], -1).T).T)
+
+
 def _real_dtype(dtype: np.dtype) -> np.dtype:
     return np.empty(0, dtype=dtype).real.dtype
 
@@ -195,8 +202,7 @@ class ConvEngine:
         """``A x`` for ``x`` of shape ``(B, C_in, n_in)`` -> ``(B, C_out, n_out)``."""
         batch = x.shape[0]
         if self.method == "toeplitz":
-            y = self.matrix @ x.reshape(batch, -1).T
-            return np.ascontiguousarray(y.T).reshape(batch, self.c_out, self.n_out)
+            return _csr_apply(self.matrix, x).reshape(batch, self.c_out, self.n_out)
         g, cin_g, cout_g = self.groups, self.cin_group, self.c_out // self.groups
         spatial = self.geometry.output_size
         per_row = math.prod(spatial[1:])  # outputs in one row of the first axis
@@ -219,8 +225,7 @@ class ConvEngine:
         """``A^T y`` (no conjugation) for ``y`` of shape ``(B, C_out, n_out)``."""
         batch = y.shape[0]
         if self.method == "toeplitz":
-            x = self.matrix_transpose @ y.reshape(batch, -1).T
-            return np.ascontiguousarray(x.T).reshape(batch, self.c_in, self.n_in)
+            return _csr_apply(self.matrix_transpose, y).reshape(batch, self.c_in, self.n_in)
         g, cin_g, cout_g, taps = self.groups, self.cin_group, self.c_out // self.groups, self.n_taps
         chunks = self.patch_chunks
         largest = max(c.stop - c.start for c in chunks)
