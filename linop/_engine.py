@@ -26,6 +26,7 @@ from linop._gather import gather_patches, pad_input
 from linop._geometry import ConvGeometry
 from linop._memory import check_matrix_size, csr_nbytes, get_memory_limit
 from linop._direct import one_channel_toeplitz
+from linop._threads import csr_matmul
 from linop._pattern import index_dtype, patch_matrix, tap_table, toeplitz_matrix, toeplitz_nnz
 
 __all__ = ["METHODS", "PATCH_BUFFER_BYTES", "ConvEngine", "PatchChunk"]
@@ -56,8 +57,9 @@ class PatchChunk:
 def _csr_apply(matrix: sp.csr_array, a: np.ndarray) -> np.ndarray:
     """``matrix @ a[i].ravel()`` for every sample ``i`` of the batch ``a``."""
     if a.shape[0] == 1:  # a plain vector: SciPy's matvec kernel, not its multi-vector one
-        return (matrix @ a.reshape(-1))[None]
-    return np.ascontiguousarray((matrix @ a.reshape(a.shape[0], -1).T).T)
+        return csr_matmul(matrix, a.reshape(-1))[None]
+    columns = np.ascontiguousarray(a.reshape(a.shape[0], -1).T)
+    return np.ascontiguousarray(csr_matmul(matrix, columns).T)
 
 
 def _real_dtype(dtype: np.dtype) -> np.dtype:
@@ -239,7 +241,8 @@ class ConvEngine:
                 n = c.stop - c.start
                 cols = np.matmul(y[part, :, c.start : c.stop], weight_t)  # (b, G, n, K*cin_g)
                 cols = cols.reshape(b, g, n, taps, cin_g).transpose(2, 3, 0, 1, 4)
-                xt[c.lo : c.hi] += c.scatter @ cols.reshape(n * taps, b * self.c_in)
+                cols = np.ascontiguousarray(cols).reshape(n * taps, b * self.c_in)
+                xt[c.lo : c.hi] += csr_matmul(c.scatter, cols)
             x[part.start * self.c_in : part.stop * self.c_in] = xt.T
         return x.reshape(batch, self.c_in, self.n_in)
 
