@@ -20,7 +20,6 @@ Families (used by the goals to choose the peers they compare with):
 from __future__ import annotations
 
 import importlib
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable

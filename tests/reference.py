@@ -324,7 +324,7 @@ def conv_matrix_dense_rows(w, input_shape, stride=1, padding=0, dilation=1, grou
     stride = normalize_tuple(stride, nd)
     dilation = normalize_tuple(dilation, nd)
     padding = normalize_padding(padding, ks, dilation, stride)
-    c_in, spatial = input_shape[0], tuple(input_shape[1:])
+    spatial = tuple(input_shape[1:])
     c_out, cig = w.shape[:2]
     cog = c_out // groups
     out_sp = conv_output_shape(spatial, ks, stride, padding, dilation)
