@@ -93,7 +93,17 @@ class _ConvOperatorBase(ShapedLinearOperator):
 
     _ndim: int
 
-    def _init_from_engine(self, engine: ConvEngine, weight, bare: bool, transposed: bool):
+    _transposed: bool  # a transposed convolution: the engine's A^T
+
+    @classmethod
+    def _from_engine(cls, engine: ConvEngine, bare: bool):
+        """An operator on an existing engine: no validation, nothing rebuilt."""
+        op = cls.__new__(cls)
+        weight = engine.weight.reshape(engine.geometry.kernel_size) if bare else engine.weight
+        op._init_from_engine(engine, weight, bare)
+        return op
+
+    def _init_from_engine(self, engine: ConvEngine, weight, bare: bool):
         self._engine = engine
         self._bare = bare
         self.weight = weight
@@ -106,7 +116,7 @@ class _ConvOperatorBase(ShapedLinearOperator):
         conv_out = (engine.c_out,) + engine.geometry.output_size
         if bare:
             conv_in, conv_out = conv_in[1:], conv_out[1:]
-        shapes = (conv_out, conv_in) if transposed else (conv_in, conv_out)
+        shapes = (conv_out, conv_in) if self._transposed else (conv_in, conv_out)
         super().__init__(*shapes, dtype=engine.weight.dtype)
 
     def _batch(self, a, channels):
@@ -136,6 +146,8 @@ class _ConvOperatorBase(ShapedLinearOperator):
 
 
 class _ConvNd(_ConvOperatorBase):
+    _transposed = False
+
     def __init__(
         self,
         weight,
@@ -167,14 +179,7 @@ class _ConvNd(_ConvOperatorBase):
             dilation=dilation,
             padding_mode=padding_mode,
         )
-        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare, False)
-
-    @classmethod
-    def _from_engine(cls, engine, bare):
-        op = cls.__new__(cls)
-        weight = engine.weight.reshape(engine.geometry.kernel_size) if bare else engine.weight
-        op._init_from_engine(engine, weight, bare, False)
-        return op
+        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare)
 
     @property
     def padding_mode(self) -> str:
@@ -223,6 +228,8 @@ class _ConvNd(_ConvOperatorBase):
 
 
 class _ConvTransposeNd(_ConvOperatorBase):
+    _transposed = True
+
     def __init__(
         self,
         weight,
@@ -259,14 +266,7 @@ class _ConvTransposeNd(_ConvOperatorBase):
             output_padding=output_padding,
             dilation=dilation,
         )
-        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare, True)
-
-    @classmethod
-    def _from_engine(cls, engine, bare):
-        op = cls.__new__(cls)
-        weight = engine.weight.reshape(engine.geometry.kernel_size) if bare else engine.weight
-        op._init_from_engine(engine, weight, bare, True)
-        return op
+        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare)
 
     @property
     def output_padding(self) -> tuple[int, ...]:
