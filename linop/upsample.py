@@ -244,7 +244,7 @@ class Upsample(ShapedLinearOperator):
         need = _MODES_NDIM.get(mode)
         if need is not None and need != d:
             raise ValueError(
-                f"mode={mode!r} needs {need} spatial axis{'es' if need > 1 else ''}, "
+                f"mode={mode!r} needs {need} spatial {'axes' if need > 1 else 'axis'}, "
                 f"got input_shape={input_shape!r} with {d}"
             )
 
@@ -302,6 +302,7 @@ class Upsample(ShapedLinearOperator):
             for k, (n, m) in enumerate(zip(spatial, out))
         )
         self._matrices_T = tuple(finalize_csr(mat.T) for mat in self.matrices)
+        self._taps = {id(mat): _gather_form(mat) for mat in self.matrices + self._matrices_T}
         # apply shrinking axes first: the intermediate arrays stay small
         self._order = sorted(range(d), key=lambda k: out[k] / spatial[k])
         self._is_identity = tuple(_is_identity(mat) for mat in self.matrices)
@@ -359,7 +360,12 @@ class Upsample(ShapedLinearOperator):
     # -- application ------------------------------------------------------------------
     def _apply_axes(self, x: np.ndarray, mats, mats_t, order) -> np.ndarray:
         for k in order:
-            if not self._is_identity[k]:
+            if self._is_identity[k]:
+                continue
+            taps = self._taps[id(mats[k])]
+            if taps is not None:
+                x = _gather_along(x, 2 + k, *taps)
+            else:
                 x = _apply_along(x, 2 + k, mats[k], mats_t[k])
         return np.ascontiguousarray(x)
 
@@ -369,6 +375,65 @@ class Upsample(ShapedLinearOperator):
     def _apply_adjoint_batch(self, y: np.ndarray) -> np.ndarray:
         # the matrices are real, so the Hermitian adjoint is the plain transpose
         return self._apply_axes(y, self._matrices_T, self.matrices, self._order[::-1])
+
+
+#: Rows with more stored entries than this (area down-sampling by large
+#: factors, the adjoint of large up-sampling) go through sparse products.
+MAX_GATHER_TAPS = 8
+
+
+def _gather_form(m: sp.csr_array):
+    """A 1-D matrix as ``T`` columns of (index, weight): ``y[j] = sum_t w[t, j] x[idx[t, j]]``.
+
+    Interpolation matrices hold at most a few entries per row (1 for the
+    nearest modes, 2 linear, 4 bicubic), so applying them as ``T`` gathers
+    along an axis beats a sparse product, which needs the axis last and
+    transposed copies. Every row must hold exactly ``T`` entries: padding a
+    short row with a zero weight would turn an infinite input into NaN. The
+    one exception is exact: with ``T == 2`` a one-entry row ``w x[i]`` becomes
+    ``(w/2) x[i] + (w/2) x[i]``, the same number (halving is exact).
+    Returns None when neither holds, or rows are longer than
+    `MAX_GATHER_TAPS`; the weights are None when they are all 1 (a pure
+    gather, the nearest modes).
+    """
+    counts = np.diff(m.indptr)
+    taps = int(counts.max(initial=0))
+    if taps == 0 or taps > MAX_GATHER_TAPS:
+        return None
+    if np.all(counts == taps):
+        index = m.indices.reshape(-1, taps).T.astype(np.intp)
+        weight = np.ascontiguousarray(m.data.reshape(-1, taps).T)
+    elif taps == 2 and np.all(counts >= 1):
+        first = m.indptr[:-1]
+        last = m.indptr[1:] - 1
+        index = np.stack([m.indices[first], m.indices[last]]).astype(np.intp)
+        halves = np.where(counts == 1, m.data[first] / 2, m.data[first])
+        weight = np.stack([halves, np.where(counts == 1, halves, m.data[last])])
+    else:
+        return None
+    if taps == 1 and np.all(weight == 1):
+        weight = None
+    return index, weight
+
+
+def _gather_along(x: np.ndarray, axis: int, index: np.ndarray, weight) -> np.ndarray:
+    """``y = sum_t weight[t] * take(x, index[t], axis)``: the 1-D matrix along ``axis``.
+
+    Sums in the same order as a CSR row (entries by column), so the result
+    is the sparse product's to the last bit.
+    """
+    index = index if index.dtype == np.intp else index.astype(np.intp)
+    if weight is None:
+        return np.take(x, index[0], axis=axis)
+    shape = [1] * x.ndim
+    shape[axis] = index.shape[1]
+    y = np.take(x, index[0], axis=axis)
+    y *= weight[0].reshape(shape)
+    for t in range(1, index.shape[0]):
+        term = np.take(x, index[t], axis=axis)
+        term *= weight[t].reshape(shape)
+        y += term
+    return y
 
 
 def _apply_along(x: np.ndarray, axis: int, m: sp.csr_array, m_t: sp.csr_array) -> np.ndarray:
