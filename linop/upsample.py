@@ -377,54 +377,63 @@ class Upsample(ShapedLinearOperator):
         return self._apply_axes(y, self._matrices_T, self.matrices, self._order[::-1])
 
 
-#: Rows with more stored entries than this (area down-sampling by large
-#: factors, the adjoint of large up-sampling) go through sparse products.
-MAX_GATHER_TAPS = 8
+#: Rows with more stored entries than this go through sparse products, and
+#: so do matrices with more than 2 taps that enlarge their axis: there, as
+#: for bicubic up-sampling, the gathers cost more than one sparse product
+#: with its transposed copies (measured in benchmarks/).
+MAX_GATHER_TAPS = 4
+
+#: At most this many rows shorter than the longest one (the borders of
+#: linear and bicubic interpolation, and of their adjoints) are patched up
+#: one by one after the gathers; more go through sparse products.
+MAX_SHORT_ROWS = 32
 
 
 def _gather_form(m: sp.csr_array):
-    """A 1-D matrix as ``T`` columns of (index, weight): ``y[j] = sum_t w[t, j] x[idx[t, j]]``.
+    """A 1-D matrix as ``T`` gathers: ``y[j] = sum_t w[t, j] x[idx[t, j]]``.
 
-    Interpolation matrices hold at most a few entries per row (1 for the
-    nearest modes, 2 linear, 4 bicubic), so applying them as ``T`` gathers
-    along an axis beats a sparse product, which needs the axis last and
-    transposed copies. Every row must hold exactly ``T`` entries: padding a
-    short row with a zero weight would turn an infinite input into NaN. The
-    one exception is exact: with ``T == 2`` a one-entry row ``w x[i]`` becomes
-    ``(w/2) x[i] + (w/2) x[i]``, the same number (halving is exact).
-    Returns None when neither holds, or rows are longer than
-    `MAX_GATHER_TAPS`; the weights are None when they are all 1 (a pure
-    gather, the nearest modes).
+    Interpolation matrices hold a few entries per row (1 for the nearest
+    modes, 2 linear, 4 bicubic), so applying them as ``T`` gathers along an
+    axis beats a sparse product, which needs the axis last and transposed
+    copies. Rows shorter than ``T`` are padded with weight 0 and then
+    recomputed from their own entries (`_gather_along`): a padded ``0 * x``
+    would turn an infinite input into NaN.
+
+    Returns
+    -------
+    tuple or None
+        ``(index, weight, short)``: ``index`` and ``weight`` of shape ``(T,
+        n_out)`` (``weight`` None when every entry is 1 and every row has one:
+        a pure gather), and ``short``, a list of ``(row, indices, weights)``.
+        None when a row is longer than `MAX_GATHER_TAPS`, more than
+        `MAX_SHORT_ROWS` rows are short, or rows of more than 2 entries
+        enlarge the axis.
     """
     counts = np.diff(m.indptr)
     taps = int(counts.max(initial=0))
-    if taps == 0 or taps > MAX_GATHER_TAPS:
+    short_rows = np.flatnonzero(counts < taps)
+    if taps == 0 or taps > MAX_GATHER_TAPS or short_rows.size > MAX_SHORT_ROWS:
         return None
-    if np.all(counts == taps):
-        index = m.indices.reshape(-1, taps).T.astype(np.intp)
-        weight = np.ascontiguousarray(m.data.reshape(-1, taps).T)
-    elif taps == 2 and np.all(counts >= 1):
-        first = m.indptr[:-1]
-        last = m.indptr[1:] - 1
-        index = np.stack([m.indices[first], m.indices[last]]).astype(np.intp)
-        halves = np.where(counts == 1, m.data[first] / 2, m.data[first])
-        weight = np.stack([halves, np.where(counts == 1, halves, m.data[last])])
-    else:
+    if taps > 2 and m.shape[0] > m.shape[1]:
         return None
-    if taps == 1 and np.all(weight == 1):
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    slot = np.arange(m.nnz) - m.indptr[rows]
+    index = np.zeros((taps, m.shape[0]), dtype=np.intp)
+    weight = np.zeros((taps, m.shape[0]), dtype=m.dtype)
+    index[slot, rows] = m.indices
+    weight[slot, rows] = m.data
+    short = [
+        (int(j), m.indices[m.indptr[j] : m.indptr[j + 1]].astype(np.intp),
+         m.data[m.indptr[j] : m.indptr[j + 1]])
+        for j in short_rows
+    ]
+    if taps == 1 and not short and np.all(weight == 1):
         weight = None
-    return index, weight
+    return index, weight, short
 
 
-def _gather_along(x: np.ndarray, axis: int, index: np.ndarray, weight) -> np.ndarray:
-    """``y = sum_t weight[t] * take(x, index[t], axis)``: the 1-D matrix along ``axis``.
-
-    Sums in the same order as a CSR row (entries by column), so the result
-    is the sparse product's to the last bit.
-    """
-    index = index if index.dtype == np.intp else index.astype(np.intp)
-    if weight is None:
-        return np.take(x, index[0], axis=axis)
+def _weighted_sum(x: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarray):
+    """``sum_t weight[t] * take(x, index[t], axis)``, in CSR order (by column)."""
     shape = [1] * x.ndim
     shape[axis] = index.shape[1]
     y = np.take(x, index[0], axis=axis)
@@ -433,6 +442,28 @@ def _gather_along(x: np.ndarray, axis: int, index: np.ndarray, weight) -> np.nda
         term = np.take(x, index[t], axis=axis)
         term *= weight[t].reshape(shape)
         y += term
+    return y
+
+
+def _gather_along(x: np.ndarray, axis: int, index: np.ndarray, weight, short) -> np.ndarray:
+    """The 1-D matrix of `_gather_form` applied along ``axis`` of ``x``.
+
+    Sums in the same order as a CSR row (entries by column), so the result
+    is the sparse product's to the last bit, infinities and NaN included.
+    """
+    if weight is None:
+        return np.take(x, index[0], axis=axis)
+    # Like SciPy's sparse products, stay silent about inf * 0 and inf - inf:
+    # IEEE gives NaN, and the padded slots of short rows are redone below.
+    with np.errstate(invalid="ignore"):
+        y = _weighted_sum(x, axis, index, weight)
+    for row, cols, values in short:
+        where = (slice(None),) * axis + (slice(row, row + 1),)
+        if cols.size:
+            with np.errstate(invalid="ignore"):
+                y[where] = _weighted_sum(x, axis, cols[:, None], values[:, None])
+        else:
+            y[where] = 0
     return y
 
 
