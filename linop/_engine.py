@@ -5,9 +5,11 @@ of a geometry and a weight, on batches shaped ``(B, C, n_pixels)``:
 
 - ``"toeplitz"`` multiplies by the explicit CSR matrix (best for one channel
   in and out per group: one sparse product, nothing else);
-- ``"im2col"`` gathers patches with the channel-free patch matrix ``P`` and
-  contracts them with the weights in one batched GEMM, ``Y = W (P X)``, and
-  ``A^T Y = P^T (W^T Y)`` (best when channels multiply the matrix's size).
+- ``"im2col"`` gathers the patches ``P X`` (strided slices of the padded
+  input, `linop._gather`) and contracts them with the weights in one GEMM
+  per group, ``Y = W (P X)``; the adjoint scatters back with the sparse
+  channel-free patch matrix, ``A^T Y = P^T (W^T Y)`` (best when channels
+  multiply the matrix's size).
 
 The transposed convolution and the Hermitian adjoint reuse the same engine,
 so the two directions can never diverge.
@@ -40,17 +42,16 @@ PATCH_BUFFER_BYTES = 64 * 2**20
 
 @dataclass(frozen=True)
 class PatchChunk:
-    """Rows ``[start, stop)`` of output pixels of the patch matrix.
+    """Output pixels ``[start, stop)`` of the transposed patch matrix.
 
-    ``gather`` maps input pixels ``[lo, hi)`` to the block's patch rows;
-    ``scatter`` is its transpose, in CSR.
+    ``scatter`` is ``P^T`` restricted to those pixels' patch rows and to the
+    input pixels ``[lo, hi)`` they read, in CSR.
     """
 
     start: int
     stop: int
     lo: int
     hi: int
-    gather: sp.csr_array
     scatter: sp.csr_array
 
 
@@ -129,43 +130,35 @@ class ConvEngine:
         return (matrix if matrix is not None else self.build_matrix()).T.tocsr()
 
     @cached_property
-    def patches(self):
-        """The channel-free patch matrix ``P``, ``(n_out*K, n_in)``."""
-        return patch_matrix(self.table, _real_dtype(self.weight.dtype))
-
-    @cached_property
     def patch_chunks(self) -> list[PatchChunk]:
-        """``P`` cut into blocks of output pixels, each with its transpose.
+        """``P^T`` (the im2col scatter) cut into blocks of output pixels.
 
-        The gathered patches of one block take at most `PATCH_BUFFER_BYTES`
-        for one sample, so im2col never allocates ``n_out*K*C_in`` values at
-        once; each block reads (and scatters back to) only the contiguous
-        range of input pixels it touches.
+        The patches of one block take at most `PATCH_BUFFER_BYTES` for one
+        sample, so the adjoint never holds ``n_out*K*C_in`` values at once;
+        each block scatters back only to the contiguous range of input
+        pixels it touches.
         """
+        patches = patch_matrix(self.table, _real_dtype(self.weight.dtype))
         itemsize = np.dtype(self.weight.dtype).itemsize
-        per_pixel = self.n_taps * self.c_in * itemsize
-        pixels = max(1, PATCH_BUFFER_BYTES // per_pixel)
-        patches = self.patches
+        pixels = max(1, PATCH_BUFFER_BYTES // (self.n_taps * self.c_in * itemsize))
         chunks = []
         for start in range(0, self.n_out, pixels):
             stop = min(start + pixels, self.n_out)
-            block = patches if (start, stop) == (0, self.n_out) else (
-                patches[start * self.n_taps : stop * self.n_taps]
-            )
+            block = patches[start * self.n_taps : stop * self.n_taps]
             lo, hi = (int(block.indices.min()), int(block.indices.max()) + 1) if block.nnz else (0, 0)
-            gather = sp.csr_array(
+            local = sp.csr_array(
                 (block.data, block.indices - block.indices.dtype.type(lo), block.indptr),
                 shape=(block.shape[0], hi - lo),
             )
-            chunks.append(PatchChunk(start, stop, lo, hi, gather, gather.T.tocsr()))
+            chunks.append(PatchChunk(start, stop, lo, hi, local.T.tocsr()))
         return chunks
 
     @cached_property
     def _gemm_weight(self):
         """Weights as ``(groups, K*C_in/groups, C_out/groups)``, rows ordered (tap, channel).
 
-        This order matches the columns of the gathered patches, so the
-        channel mixing is one GEMM per group with no transposed copies.
+        Its transpose maps ``Y`` to patches in the row layout of the
+        scatter ``P^T``: one GEMM per group, then one sparse product.
         """
         g, cin_g, cout_g = self.groups, self.cin_group, self.c_out // self.groups
         w = self.weight.reshape(g, cout_g, cin_g, self.n_taps)
@@ -189,9 +182,8 @@ class ConvEngine:
         other = ConvEngine(self.geometry, self.weight.conj(), self.groups, self.method)
         if "table" in self.__dict__:
             other.table = self.table
-        for name in ("patches", "patch_chunks"):
-            if name in self.__dict__:
-                setattr(other, name, getattr(self, name))
+        if "patch_chunks" in self.__dict__:
+            other.patch_chunks = self.patch_chunks
         return other
 
     # -- application ----------------------------------------------------------
