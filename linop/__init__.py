@@ -38,6 +38,7 @@ from linop._memory import (
 )
 from linop.upsample import Upsample
 from linop.testing import dottest
+from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
 
 __all__ = [
     "Conv1d",
@@ -50,6 +51,9 @@ __all__ = [
     "conv_transpose_matrix",
     "Upsample",
     "MatrixTooLargeError",
+    "ParameterError",
+    "ParameterTypeError",
+    "ParameterValueError",
     "get_memory_limit",
     "memory_limit",
     "set_memory_limit",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 import time
 
@@ -27,7 +26,7 @@ __all__ = [
     "build_operator",
     "check_target",
     "draw_spy",
-    "flag_for_message",
+    "flag_for_parameter",
     "format_dense",
     "int_or_ints",
     "kernel_value",
@@ -194,7 +193,8 @@ def add_geometry_arguments(p, *, kernel_required: bool) -> None:
 
 
 # -- linop's errors -> the argument at fault -----------------------------------------
-_PARAM_FLAGS = {
+#: The flag of each parameter of linop's constructors (`linop.ParameterError.parameter`).
+PARAMETER_FLAGS = {
     "output_padding": "--output-padding",
     "padding_mode": "--padding-mode",
     "padding": "--padding",
@@ -205,20 +205,14 @@ _PARAM_FLAGS = {
     "weight": "--kernel",
     "method": "--method",
 }
-_MESSAGE_FLAGS = [
-    (re.compile(r"^Conv\w* takes a weight"), "--kernel"),
-    (re.compile(r"^the kernel .* does not fit"), "--input-shape"),
-    (re.compile(r"^the transposed convolution's output size"), "--padding"),
-]
 
 
-def flag_for_message(message: str, kernel_flag: str = "--kernel") -> str | None:
-    """The command-line flag that a ValueError/TypeError message of linop is about."""
-    for pattern, flag in _MESSAGE_FLAGS:
-        if pattern.match(message):
-            return kernel_flag if flag == "--kernel" else flag
-    match = re.match(r"([A-Za-z_]+)", message)
-    flag = _PARAM_FLAGS.get(match.group(1)) if match else None
+def flag_for_parameter(parameter: str | None, kernel_flag: str = "--kernel") -> str | None:
+    """The command-line flag of a parameter of linop's constructors (None if it has none).
+
+    The weight comes from ``--kernel``, or from ``--kernel-size`` when random.
+    """
+    flag = PARAMETER_FLAGS.get(parameter)
     return kernel_flag if flag == "--kernel" else flag
 
 
@@ -315,8 +309,8 @@ def build_operator(args, *, method: str = "auto", rng=None):
         return cls(kernel, args.input_shape, **kwargs), origin
     except linop.MatrixTooLargeError as exc:
         raise CLIError(None, str(exc)) from None
-    except (ValueError, TypeError) as exc:
-        raise CLIError(flag_for_message(str(exc), kernel_flag), str(exc)) from None
+    except linop.ParameterError as exc:
+        raise CLIError(flag_for_parameter(exc.parameter, kernel_flag), str(exc)) from None
 
 
 def describe(op) -> str:

@@ -1,36 +1,53 @@
-"""A guard against explicit matrices that would not fit in memory.
+"""Sizing before allocating, and the memory limit.
 
-Every explicit matrix is sized before it is built: its stored entries are
-counted cheaply per axis, and a matrix whose CSR arrays would exceed the
-limit is refused at once, before anything big is allocated.
+Every array that grows with the problem (an explicit matrix, a table of
+indices, an interpolation table) is sized here before it is built, from the
+arrays that will actually be allocated, with exact integer arithmetic (no
+product can overflow). Whatever would exceed `get_memory_limit` is refused at
+once with a `MatrixTooLargeError`, before anything big is allocated.
+
+The limit has two levels, like NumPy's ``errstate`` and the ``decimal``
+module's context: `set_memory_limit` sets the process-wide default, and the
+`memory_limit` context manager overrides it for the current thread (or
+asyncio task) only, in a `contextvars.ContextVar`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 
 import numpy as np
 
+from linop._validation import as_nbytes, index_dtype
+
 __all__ = [
     "MatrixTooLargeError",
-    "check_matrix_size",
+    "check_nbytes",
     "csr_nbytes",
     "get_memory_limit",
     "memory_limit",
     "set_memory_limit",
 ]
 
-_limit: int | None = None
+#: The process-wide default set by `set_memory_limit` (None: half the available memory).
+_default_limit: int | None = None
+
+#: The override of `memory_limit`, local to a thread or task.
+_context_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "linop_memory_limit", default=None
+)
 
 
 class MatrixTooLargeError(ValueError, MemoryError):
-    """An explicit matrix would need more memory than the configured limit.
+    """An explicit matrix or table would need more memory than the configured limit.
 
     Raised before anything big is allocated, by `conv_matrix`,
-    `conv_transpose_matrix`, ``tocsr()`` and operators that apply their
-    explicit matrix (``method="toeplitz"``). It is both a `MemoryError` and
-    a `ValueError`, so either ``except`` clause catches it.
+    `conv_transpose_matrix`, ``tocsr()`` (of an operator, its ``.T`` and
+    ``.H``), operators that apply their explicit matrix
+    (``method="toeplitz"``) and `Upsample`. It is both a `MemoryError` and a
+    `ValueError`, so either ``except`` clause catches it.
 
     See Also
     --------
@@ -72,14 +89,12 @@ def _available_memory() -> int:
 def get_memory_limit() -> int:
     """The largest explicit matrix, in bytes, that linop will build.
 
-    By default half of the memory available when asked; see
-    `set_memory_limit`.
-
     Returns
     -------
     int
-        The limit in bytes: the one set by `set_memory_limit` or
-        `memory_limit`, else half of the currently available memory.
+        The limit in bytes: that of the innermost `memory_limit` block of
+        the current thread or task, else the process default of
+        `set_memory_limit`, else half of the memory available when asked.
 
     See Also
     --------
@@ -94,11 +109,29 @@ def get_memory_limit() -> int:
     >>> linop.get_memory_limit() > 0    # the default: half of what is available
     True
     """
-    return _limit if _limit is not None else _available_memory() // 2
+    limit = _context_limit.get()
+    if limit is None:
+        limit = _default_limit
+    return limit if limit is not None else _available_memory() // 2
 
 
 def set_memory_limit(nbytes: int | None) -> None:
-    """Set the largest explicit matrix (bytes) linop will build; None restores the default.
+    """Set the process-wide limit (bytes) on explicit matrices; None restores the default.
+
+    The default is half of the memory available at the time of each check.
+    A `memory_limit` block overrides this value in its own thread or task.
+
+    Parameters
+    ----------
+    nbytes : int or None
+        The limit in bytes, ``>= 0``.
+
+    Raises
+    ------
+    TypeError
+        If ``nbytes`` is not an int or None.
+    ValueError
+        If ``nbytes`` is negative.
 
     Examples
     --------
@@ -108,19 +141,22 @@ def set_memory_limit(nbytes: int | None) -> None:
     1073741824
     >>> linop.set_memory_limit(None)
     """
-    global _limit
-    if nbytes is not None:
-        if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool):
-            raise TypeError(f"nbytes must be an int or None, got {nbytes!r}")
-        if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        nbytes = int(nbytes)
-    _limit = nbytes
+    global _default_limit
+    _default_limit = as_nbytes(nbytes, allow_none=True)
 
 
 @contextlib.contextmanager
 def memory_limit(nbytes: int | None):
-    """Context manager form of `set_memory_limit`.
+    """Limit explicit matrices to ``nbytes`` within a ``with`` block.
+
+    The limit applies to the current thread (or asyncio task) only, and is
+    restored on exit, whatever other threads do meanwhile; ``None`` means the
+    process default (`set_memory_limit`) inside the block.
+
+    Parameters
+    ----------
+    nbytes : int or None
+        The limit in bytes, ``>= 0``.
 
     Examples
     --------
@@ -132,34 +168,51 @@ def memory_limit(nbytes: int | None):
     ...         print("refused")
     refused
     """
-    global _limit
-    previous = _limit
-    set_memory_limit(nbytes)
+    token = _context_limit.set(as_nbytes(nbytes, allow_none=True))
     try:
         yield
     finally:
-        _limit = previous
+        _context_limit.reset(token)
 
 
-def csr_nbytes(nnz: int, n_rows: int, dtype) -> int:
-    """Bytes of a CSR matrix's data, indices and row pointer arrays."""
-    index_bytes = 4 if max(nnz, n_rows) <= np.iinfo(np.int32).max else 8
+def csr_nbytes(nnz: int, n_rows: int, dtype, n_cols: int = 0) -> int:
+    """Bytes of the data, indices and row pointer of a CSR matrix.
+
+    The index dtype is int32 when ``nnz``, ``n_rows`` and ``n_cols`` fit in
+    it, int64 otherwise, as linop builds them. Exact for any size (Python
+    integers).
+    """
+    index_bytes = index_dtype(nnz, n_rows, n_cols).itemsize
     return nnz * (np.dtype(dtype).itemsize + index_bytes) + (n_rows + 1) * index_bytes
 
 
-def check_matrix_size(nnz: int, dtype, shape, what: str) -> int:
-    """Refuse to build an explicit matrix larger than `get_memory_limit`.
+def check_nbytes(nbytes: int, what: str, advice: str = "") -> int:
+    """Refuse ``nbytes`` (the arrays about to be built) beyond `get_memory_limit`.
 
-    Construction needs a few index arrays of the same length besides the
-    result, so the estimate counts the CSR arrays twice.
+    Parameters
+    ----------
+    nbytes : int
+        What the construction will hold at its peak, in bytes.
+    what : str
+        What is being built, e.g. ``"the explicit matrix of this convolution
+        (4 x 16, 36 stored entries)"``; the message starts with it.
+    advice : str
+        What to do instead, appended to the message.
+
+    Returns
+    -------
+    int
+        ``nbytes``.
     """
-    estimate = 2 * csr_nbytes(nnz, shape[0], dtype)
     limit = get_memory_limit()
-    if estimate > limit:
+    if nbytes > limit:
         raise MatrixTooLargeError(
-            f"the explicit matrix of this {what} ({shape[0]} x {shape[1]}, {nnz} stored "
-            f"entries) needs about {estimate / 2**20:.0f} MiB to build, more than the limit "
-            f"of {limit / 2**20:.0f} MiB; apply the operator with method='im2col' instead "
-            f"(it never builds this matrix), or raise the limit with linop.set_memory_limit"
+            f"{what} needs about {_mib(nbytes)} MiB to build, more than the limit of "
+            f"{_mib(limit)} MiB; " + (f"{advice}, or " if advice else "")
+            + "raise the limit with linop.set_memory_limit"
         )
-    return estimate
+    return nbytes
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.0f}" if nbytes < 2**70 else f"{nbytes / 2**20:.3g}"

@@ -11,11 +11,17 @@ row is summed by the same kernel in the same order.
 The number of threads is ``os.cpu_count()`` (at most 8), or the value of
 the environment variable ``LINOP_NUM_THREADS`` when it is set; 1 turns the
 threads off.
+
+The pool belongs to one process. A child made by ``fork`` inherits the
+parent's pool object but none of its threads, so a product there would wait
+forever on tasks nobody runs: the child drops the inherited pool (and its
+lock) at fork time and makes a fresh one when it first needs it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,6 +38,8 @@ __all__ = ["MIN_PARALLEL_NNZ", "csr_matmul", "num_threads"]
 MIN_PARALLEL_NNZ = 1 << 18
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
 
 
 def num_threads() -> int:
@@ -46,10 +54,24 @@ def num_threads() -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="linop")
-    return _pool
+    """The process's pool, with at least ``workers`` threads (made on first use)."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="linop")
+            _pool_size = workers
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    """In a forked child: the parent's threads are gone, so is its pool."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size = None, 0
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def csr_matmul(matrix: sp.csr_array, dense: np.ndarray) -> np.ndarray:

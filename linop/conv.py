@@ -1,14 +1,27 @@
-"""Convolution and transposed convolution as sparse linear operators."""
+"""Convolution and transposed convolution as sparse linear operators.
+
+The public classes are thin: one builder (`_conv_definition`) validates the
+parameters into a `~linop._conv.engine.ConvDefinition`, and the operator
+applies it through a `~linop._conv.engine.ConvEngine` that it shares with
+its transpose.
+"""
 
 from __future__ import annotations
-
 
 import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
-from linop._engine import METHODS, ConvEngine
-from linop._geometry import conv_geometry, transpose_geometry
+from linop._conv.engine import METHOD_NAMES, ConvDefinition, ConvEngine
+from linop._conv.geometry import ConvGeometry, conv_geometry, transpose_geometry
+from linop._conv.plan import choose_method
+from linop._validation import (
+    ParameterValueError,
+    as_choice,
+    as_shape,
+    as_weight,
+    check_groups,
+)
 
 __all__ = [
     "Conv1d",
@@ -21,122 +34,129 @@ __all__ = [
     "conv_transpose_matrix",
 ]
 
-def _as_weight(weight) -> np.ndarray:
-    """The weight as a read-only float32/float64/complex64/complex128 copy.
 
-    Integers and booleans become float64, half precision float32, extended
-    precision float64/complex128. The copy is read-only so that neither the
-    caller's array nor ``op.weight`` can change an operator after the fact.
-    """
-    try:
-        w = np.asarray(weight)
-    except (TypeError, ValueError) as err:  # ragged nested sequences
-        raise TypeError(f"weight must be an array of numbers: {err}") from None
-    if w.dtype.kind not in "biufc":
-        raise TypeError(f"weight must be a numeric array, got dtype {w.dtype}")
-    if w.dtype.kind == "c":
-        dtype = np.complex64 if w.dtype.itemsize <= 8 else np.complex128
-    elif w.dtype.kind == "f":
-        dtype = np.float32 if w.dtype.itemsize <= 4 else np.float64
-    else:
-        dtype = np.float64
-    if w.size == 0:
-        raise ValueError(f"weight must not be empty, got shape {w.shape}")
-    w = np.array(w, dtype=dtype, copy=True)
-    w.flags.writeable = False
-    return w
-
-
-def _as_shape(input_shape, name="input_shape") -> tuple[int, ...]:
-    if isinstance(input_shape, (int, np.integer)) or not all(
-        isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in input_shape
-    ):
-        raise TypeError(f"{name} must be a tuple of ints, got {input_shape!r}")
-    shape = tuple(int(n) for n in input_shape)
-    if any(n < 1 for n in shape):
-        raise ValueError(f"{name} must hold positive sizes, got {input_shape!r}")
-    return shape
-
-
-def _split_channels(weight, input_shape, ndim, cls_name, layout="(C_out, C_in/groups"):
-    """Weight and input shape -> ``(C_out, C_in/g, *k)`` weight, channels, bare flag."""
+def _split_channels(weight, input_shape, ndim, cls_name, transposed):
+    """Weight and input shape -> ``(C_out, C_in/g, *k)`` weight, channels, spatial, bare."""
     if weight.ndim == ndim + 2 and len(input_shape) == ndim + 1:
         return weight, input_shape[0], input_shape[1:], False
     if weight.ndim == ndim and len(input_shape) == ndim:
         return weight.reshape((1, 1) + weight.shape), 1, input_shape, True
-    raise ValueError(
+    layout = "(C_in, C_out/groups" if transposed else "(C_out, C_in/groups"
+    raise ParameterValueError(
+        "weight",
         f"{cls_name} takes a weight of shape {layout}, *{ndim} kernel sizes) with "
         f"input_shape (C_in, *{ndim} sizes), or a bare {ndim}-D kernel with a {ndim}-D "
         f"input_shape; got weight of shape {weight.shape} and input_shape {input_shape}"
     )
 
 
-def _check_groups(groups, divides: dict) -> int:
-    """``groups`` as an int >= 1 that divides every channel count in ``divides``."""
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
-    for what, count in divides.items():
-        if count % groups:
-            raise ValueError(f"groups={groups} must divide {what}={count}")
-    return int(groups)
+def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, groups, method,
+                     padding_mode="zeros", output_padding=0) -> ConvDefinition:
+    """Validate a (transposed) convolution's parameters into its definition.
 
-
-def _check_method(method):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    The order of the checks is the order of the parameters: the weight, the
+    shape, the channels and groups, the method, then the geometry.
+    """
+    nd, name, transposed = cls._ndim, cls.__name__, cls._transposed
+    w = as_weight(weight)
+    input_shape = as_shape(input_shape)
+    weight, c_in, spatial, bare = _split_channels(w, input_shape, nd, name, transposed)
+    if transposed:
+        # PyTorch's layout (C_in, C_out/groups, *k) is the layout of the
+        # convolution this operator transposes: that convolution's C_out is
+        # our C_in.
+        if weight.shape[0] != c_in:
+            raise ParameterValueError(
+                "weight", f"weight of shape {w.shape} expects C_in={weight.shape[0]} input "
+                f"channels (PyTorch layout (C_in, C_out/groups, *k)), but input_shape has {c_in}"
+            )
+        groups = check_groups(groups, {"C_in": c_in})
+    else:
+        groups = check_groups(groups, {"C_in": c_in, "C_out": weight.shape[0]})
+        if weight.shape[1] * groups != c_in:
+            raise ParameterValueError(
+                "weight", f"weight has {weight.shape[1]} input channels per group, but "
+                f"input_shape has C_in={c_in} channels and groups={groups} (needs "
+                f"{c_in // groups})"
+            )
+    method = as_choice(method, "method", METHOD_NAMES)
+    kernel_size = weight.shape[2:]
+    if transposed:
+        geometry = transpose_geometry(spatial, kernel_size, stride=stride, padding=padding,
+                                      output_padding=output_padding, dilation=dilation)
+    else:
+        geometry = conv_geometry(spatial, kernel_size, stride=stride, padding=padding,
+                                 dilation=dilation, padding_mode=padding_mode)
+    if method == "auto":
+        method = choose_method(weight, geometry, groups)
+    return ConvDefinition(weight, geometry, groups, method, bare, transposed)
 
 
 class _ConvOperatorBase(ShapedLinearOperator):
-    """What convolutions and transposed convolutions share: an engine, shapes, CSR."""
+    """What convolutions and transposed convolutions share: a definition, an engine, CSR."""
 
     _ndim: int
-
     _transposed: bool  # a transposed convolution: the engine's A^T
 
     @classmethod
-    def _from_engine(cls, engine: ConvEngine, bare: bool):
-        """An operator on an existing engine: no validation, nothing rebuilt."""
+    def _from_definition(cls, definition: ConvDefinition, engine: ConvEngine | None = None):
+        """An operator on an existing definition: no validation, nothing rebuilt."""
         op = cls.__new__(cls)
-        weight = engine.weight.reshape(engine.geometry.kernel_size) if bare else engine.weight
-        op._init_from_engine(engine, weight, bare)
+        op._init(definition, engine)
         return op
 
-    def _init_from_engine(self, engine: ConvEngine, weight, bare: bool):
-        self._engine = engine
-        self._bare = bare
-        self.weight = weight
-        self.groups = engine.groups
-        self.stride = engine.geometry.stride
-        self.padding = engine.geometry.padding
-        self.dilation = engine.geometry.dilation
-        self.method = engine.method
-        conv_in = (engine.c_in,) + engine.geometry.input_size
-        conv_out = (engine.c_out,) + engine.geometry.output_size
-        if bare:
-            conv_in, conv_out = conv_in[1:], conv_out[1:]
-        shapes = (conv_out, conv_in) if self._transposed else (conv_in, conv_out)
-        super().__init__(*shapes, dtype=engine.weight.dtype)
+    def _init(self, definition: ConvDefinition, engine: ConvEngine | None = None):
+        self.definition = definition
+        self._engine = ConvEngine(definition) if engine is None else engine
+        super().__init__(*definition.shapes(), dtype=definition.weight.dtype)
 
-    def _batch(self, a, channels):
-        return a.reshape(a.shape[0], channels, -1)
+    # -- attributes, all read from the definition ---------------------------------------
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight as given (a read-only copy, in the operator's dtype)."""
+        return self.definition.user_weight()
 
-    def _engine_matrix(self) -> sp.csr_array:
-        """The explicit matrix, never the engine's cached object itself.
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The convolution's geometry (for a transposed convolution, that of ``A``)."""
+        return self.definition.geometry
 
-        The cache serves the Toeplitz method; handing it out would let a
-        caller who edits the returned matrix change the operator.
-        """
-        engine = self._engine
-        if "matrix" in engine.__dict__:
-            return engine.matrix.copy()
-        return engine.build_matrix()
+    @property
+    def groups(self) -> int:
+        return self.definition.groups
+
+    @property
+    def stride(self) -> tuple[int, ...]:
+        return self.definition.geometry.stride
+
+    @property
+    def padding(self) -> tuple[tuple[int, int], ...]:
+        return self.definition.geometry.padding
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        return self.definition.geometry.dilation
+
+    @property
+    def method(self) -> str:
+        """The method in use: ``"toeplitz"`` or ``"im2col"``."""
+        return self.definition.method
+
+    # -- applying --------------------------------------------------------------------------
+    def _with(self, definition: ConvDefinition, engine: ConvEngine | None = None):
+        cls = _CONV_CLASSES[definition.transposed][self._ndim]
+        return cls._from_definition(definition, engine)
+
+    def _transpose(self):
+        return self._with(self.definition.transpose(), self._engine)
 
     def _adjoint(self):
-        if not np.iscomplexobj(self._engine.weight):
+        if not np.iscomplexobj(self.definition.weight):
             return self._transpose()
-        return self._from_engine(self._engine.conjugate(), self._bare)._transpose()
+        return self._with(self.definition.conjugate().transpose())
+
+    def tocsr(self) -> sp.csr_array:
+        return self._engine.matrix(transposed=self._transposed)
 
     def __repr__(self):
         return (
@@ -160,38 +180,25 @@ class _ConvNd(_ConvOperatorBase):
         padding_mode="zeros",
         method="auto",
     ):
-        nd, name = self._ndim, type(self).__name__
-        w = _as_weight(weight)
-        input_shape = _as_shape(input_shape)
-        w4, c_in, spatial, bare = _split_channels(w, input_shape, nd, name)
-        groups = _check_groups(groups, {"C_in": c_in, "C_out": w4.shape[0]})
-        if w4.shape[1] * groups != c_in:
-            raise ValueError(
-                f"weight has {w4.shape[1]} input channels per group, but input_shape has "
-                f"C_in={c_in} channels and groups={groups} (needs {c_in // groups})"
-            )
-        _check_method(method)
-        geometry = conv_geometry(
-            spatial,
-            w4.shape[2:],
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            padding_mode=padding_mode,
-        )
-        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare)
+        self._init(_conv_definition(
+            type(self), weight, input_shape, stride=stride, padding=padding, dilation=dilation,
+            groups=groups, padding_mode=padding_mode, method=method))
 
     @property
     def padding_mode(self) -> str:
-        return self._engine.geometry.padding_mode
+        return self.definition.geometry.padding_mode
 
-    def _apply_batch(self, x):
-        e = self._engine
-        return e.forward(self._batch(x, e.c_in)).reshape((x.shape[0],) + self.output_shape)
+    def _apply_cols(self, x):
+        return self._engine.forward(x)
 
-    def _apply_adjoint_batch(self, y):
-        e = self._engine
-        return e.adjoint(self._batch(y, e.c_out)).reshape((y.shape[0],) + self.input_shape)
+    def _apply_adjoint_cols(self, y):
+        return self._engine.adjoint(y)
+
+    def _apply_transpose_cols(self, y):
+        return self._engine.transpose(y)
+
+    def _apply_conjugate_cols(self, x):
+        return self._engine.conjugate(x)
 
     def tocsr(self) -> sp.csr_array:
         """The explicit convolution matrix as a `scipy.sparse.csr_array`.
@@ -221,10 +228,7 @@ class _ConvNd(_ConvOperatorBase):
         >>> linop.Conv1d(np.array([1.0, 0.0]), (3,)).tocsr().nnz   # zeros kept
         4
         """
-        return self._engine_matrix()
-
-    def _transpose(self):
-        return _TRANSPOSED[type(self)]._from_engine(self._engine, self._bare)
+        return super().tocsr()
 
 
 class _ConvTransposeNd(_ConvOperatorBase):
@@ -242,50 +246,25 @@ class _ConvTransposeNd(_ConvOperatorBase):
         groups=1,
         method="auto",
     ):
-        nd, name = self._ndim, type(self).__name__
-        w = _as_weight(weight)
-        input_shape = _as_shape(input_shape)
-        w4, c_in, spatial, bare = _split_channels(
-            w, input_shape, nd, name, layout="(C_in, C_out/groups"
-        )
-        # PyTorch's layout (C_in, C_out/groups, *k) is the layout of the
-        # convolution this operator transposes: that convolution's C_out is
-        # our C_in.
-        if w4.shape[0] != c_in:
-            raise ValueError(
-                f"weight of shape {w.shape} expects C_in={w4.shape[0]} input channels "
-                f"(PyTorch layout (C_in, C_out/groups, *k)), but input_shape has {c_in}"
-            )
-        groups = _check_groups(groups, {"C_in": c_in})
-        _check_method(method)
-        geometry, _ = transpose_geometry(
-            spatial,
-            w4.shape[2:],
-            stride=stride,
-            padding=padding,
-            output_padding=output_padding,
-            dilation=dilation,
-        )
-        self._init_from_engine(ConvEngine(geometry, w4, groups, method), w, bare)
+        self._init(_conv_definition(
+            type(self), weight, input_shape, stride=stride, padding=padding, dilation=dilation,
+            groups=groups, output_padding=output_padding, method=method))
 
     @property
     def output_padding(self) -> tuple[int, ...]:
-        g = self._engine.geometry
-        return tuple(
-            n - ((m - 1) * s - lo - hi + d * (k - 1) + 1)
-            for n, m, s, (lo, hi), d, k in zip(
-                g.input_size, g.output_size, g.stride, g.padding, g.dilation, g.kernel_size
-            )
-        )
+        return self.definition.geometry.output_padding
 
-    def _apply_batch(self, x):
-        e = self._engine
-        return e.transpose(self._batch(x, e.c_out)).reshape((x.shape[0],) + self.output_shape)
+    def _apply_cols(self, x):
+        return self._engine.transpose(x)
 
-    def _apply_adjoint_batch(self, y):
-        e = self._engine
-        out = e.forward_conjugate(self._batch(y, e.c_in))
-        return out.reshape((y.shape[0],) + self.input_shape)
+    def _apply_adjoint_cols(self, y):
+        return self._engine.conjugate(y)
+
+    def _apply_transpose_cols(self, y):
+        return self._engine.forward(y)
+
+    def _apply_conjugate_cols(self, x):
+        return self._engine.adjoint(x)
 
     def tocsr(self) -> sp.csr_array:
         """The explicit transposed-convolution matrix as a `scipy.sparse.csr_array`.
@@ -314,13 +293,7 @@ class _ConvTransposeNd(_ConvOperatorBase):
         >>> bool((M != linop.Conv1d(w, (3,)).tocsr().T).nnz == 0)
         True
         """
-        engine = self._engine
-        if "matrix_transpose" in engine.__dict__:
-            return engine.matrix_transpose.copy()
-        return self._engine_matrix().T.tocsr()
-
-    def _transpose(self):
-        return _CONV[type(self)]._from_engine(self._engine, self._bare)
+        return super().tocsr()
 
 
 _CONV_DOC = """{n}-D convolution (cross-correlation) as a sparse linear operator.
@@ -374,12 +347,20 @@ groups : int
 padding_mode : str
 method : str
     The method in use, ``"toeplitz"`` or ``"im2col"``.
+geometry : ConvGeometry
+    The validated per-axis sizes, stride, ``(lo, hi)`` padding and dilation.
+definition : ConvDefinition
+    Everything that defines the operator (weight, geometry, groups, method,
+    bare kernel or not, transposed or not): what a pickle or a copy carries.
+dims, dimsd : tuple of int
+    ``input_shape`` and ``output_shape`` under PyLops' names.
 
 Raises
 ------
-TypeError, ValueError
+ParameterTypeError, ParameterValueError
     At construction, for any parameter out of its range or inconsistent
-    with the others; the message names the parameter and its value.
+    with the others (subclasses of `TypeError` and `ValueError`); the message
+    names the parameter and its value, and ``.parameter`` holds its name.
 
 See Also
 --------
@@ -494,10 +475,15 @@ stride, dilation, output_padding : tuple of int
 padding : tuple of (int, int)
 groups : int
 method : str
+geometry : ConvGeometry
+    The geometry of the convolution this operator transposes: its
+    ``input_size`` is this operator's output size.
+definition : ConvDefinition
+dims, dimsd : tuple of int
 
 Raises
 ------
-TypeError, ValueError
+ParameterTypeError, ParameterValueError
     At construction, naming the parameter and its value.
 
 See Also
@@ -577,17 +563,17 @@ ConvTranspose3d = _make_class(
 
 _CONV_BY_NDIM = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 _CONV_TRANSPOSE_BY_NDIM = {1: ConvTranspose1d, 2: ConvTranspose2d, 3: ConvTranspose3d}
-_TRANSPOSED = {_CONV_BY_NDIM[n]: _CONV_TRANSPOSE_BY_NDIM[n] for n in (1, 2, 3)}
-_CONV = {v: k for k, v in _TRANSPOSED.items()}
+_CONV_CLASSES = {False: _CONV_BY_NDIM, True: _CONV_TRANSPOSE_BY_NDIM}
 
 
 def _spatial_ndim(weight: np.ndarray, input_shape) -> int:
     """Spatial dims from the weight and input shape (channels or a bare kernel)."""
+    input_shape = as_shape(input_shape)
     nd = weight.ndim - 2 if len(input_shape) == weight.ndim - 1 else weight.ndim
     if nd not in _CONV_BY_NDIM:
-        raise ValueError(
-            f"weight of shape {weight.shape} with input_shape {tuple(input_shape)} does not "
-            f"describe a 1-D, 2-D or 3-D convolution"
+        raise ParameterValueError(
+            "weight", f"weight of shape {weight.shape} with input_shape {tuple(input_shape)} "
+            f"does not describe a 1-D, 2-D or 3-D convolution"
         )
     return nd
 
@@ -624,7 +610,7 @@ def conv_matrix(weight, input_shape, **kwargs) -> sp.csr_array:
            [ 0.,  1., -1.,  0.],
            [ 0.,  0.,  1., -1.]])
     """
-    w = _as_weight(weight)
+    w = as_weight(weight)
     return _CONV_BY_NDIM[_spatial_ndim(w, input_shape)](w, input_shape, **kwargs).tocsr()
 
 
@@ -658,6 +644,6 @@ def conv_transpose_matrix(weight, input_shape, **kwargs) -> sp.csr_array:
            [ 0., -1.,  1.],
            [ 0.,  0., -1.]])
     """
-    w = _as_weight(weight)
+    w = as_weight(weight)
     cls = _CONV_TRANSPOSE_BY_NDIM[_spatial_ndim(w, input_shape)]
     return cls(w, input_shape, **kwargs).tocsr()

@@ -3,78 +3,31 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
-from linop._interp import axis_matrix, finalize_csr
-from linop._memory import check_matrix_size
+from linop._interp.axis import AxisInterpolation
+from linop._interp.matrices import axis_taps, axis_taps_nbytes
+from linop._memory import check_nbytes, csr_nbytes
+from linop._sparse import canonical_csr
+from linop._validation import (
+    ParameterTypeError,
+    ParameterValueError,
+    as_choice,
+    as_operator_dtype,
+    as_shape,
+    per_axis,
+    per_axis_real,
+)
 
 __all__ = ["Upsample"]
 
 _MODES_ANY = ("nearest", "nearest-exact", "area")
 _MODES_NDIM = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 MODES = _MODES_ANY + tuple(_MODES_NDIM)
-_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
-
-
-# -- validation helpers ---------------------------------------------------------------
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-
-def _check_input_shape(input_shape) -> tuple[int, ...]:
-    if not isinstance(input_shape, (Sequence, np.ndarray)) or isinstance(input_shape, str):
-        raise TypeError(
-            f"input_shape must be a tuple (C, *spatial) of ints, got {input_shape!r}"
-        )
-    shape = tuple(input_shape)
-    if not all(_is_int(n) for n in shape):
-        raise TypeError(f"input_shape must contain ints, got input_shape={shape!r}")
-    if not 2 <= len(shape) <= 4:
-        raise ValueError(
-            "input_shape must be (C, *spatial) with 1 to 3 spatial axes, "
-            f"got input_shape={shape!r} ({len(shape) - 1} spatial axes)"
-        )
-    if any(n < 1 for n in shape):
-        raise ValueError(f"input_shape entries must be >= 1, got input_shape={shape!r}")
-    return tuple(int(n) for n in shape)
-
-
-def _per_axis(value, d, name, check, kind):
-    """``value`` as a tuple of length ``d``: one item for every axis, or one per axis."""
-    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
-        items = tuple(value)
-        if len(items) != d:
-            raise ValueError(
-                f"{name} must have one entry per spatial axis ({d}), got {name}={value!r}"
-            )
-    else:
-        items = (value,) * d
-    for v in items:
-        if not check(v):
-            raise TypeError(f"{name} must be {kind} or a tuple of them, got {name}={value!r}")
-    return items
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be a floating or complex dtype, got dtype={dtype!r}") from exc
-    if dt.type not in _DTYPES:
-        raise TypeError(
-            "dtype must be float32, float64, complex64 or complex128, "
-            f"got dtype={dtype!r}"
-        )
-    return dt
 
 
 class Upsample(ShapedLinearOperator):
@@ -120,11 +73,25 @@ class Upsample(ShapedLinearOperator):
     scale_factor : tuple of float or None
         The scale factor per axis as given, ``None`` when ``size`` was given.
     matrices : tuple of scipy.sparse.csr_array
-        The 1-D interpolation matrices, one ``(size[k], spatial[k])`` per axis.
+        The 1-D interpolation matrices, one ``(size[k], spatial[k])`` per axis
+        (canonical: duplicates summed, no explicit zeros; fresh copies).
+    axes : tuple of AxisInterpolation
+        The same axes as PyTorch computes them (``axes[k].taps``: one entry
+        per tap, duplicates of clamped borders and zero weights kept), which
+        is what `apply` multiplies.
+    axis_order : tuple of int
+        The order in which `apply` goes through the axes (shrinking axes
+        first, so the intermediate arrays stay small); the adjoint goes
+        backwards.
+    dims, dimsd : tuple of int
+        ``input_shape`` and ``output_shape`` under PyLops' names.
     dtype : numpy.dtype
 
     Raises
     ------
+    MatrixTooLargeError
+        If the 1-D tables would exceed `linop.get_memory_limit` (they are
+        sized before anything is built).
     ValueError
         Both or neither of ``size`` and ``scale_factor``; a non-positive size or
         scale factor, or one that gives an empty output; a wrong number of
@@ -175,6 +142,12 @@ class Upsample(ShapedLinearOperator):
     product, while :meth:`apply` and ``matvec`` apply the :math:`M_k` one axis
     at a time (cost :math:`O(\sum_k \mathrm{nnz}(M_k) \cdot N / n_k)` rather than
     :math:`O(\mathrm{nnz}(A))`). The adjoint applies the :math:`M_k^T`.
+
+    Every product multiplies the taps PyTorch multiplies, zero weights
+    included, so non-finite values propagate as in ``F.interpolate``: an
+    infinite pixel read with weight 0 gives NaN. :meth:`tocsr` and
+    `matrices` are the canonical matrices (duplicates summed, zeros dropped):
+    the same numbers for finite inputs.
 
     Floating-point details follow PyTorch's CPU kernels, so that even the
     nearest indices agree where a product lands exactly on an integer: indices
@@ -234,25 +207,25 @@ class Upsample(ShapedLinearOperator):
         align_corners: bool | None = None,
         dtype=np.float64,
     ) -> None:
-        input_shape = _check_input_shape(input_shape)
+        input_shape = as_shape(input_shape, ndims=(2, 3, 4),
+                               what="a tuple (C, *spatial) of ints with 1 to 3 spatial axes")
         channels, spatial = input_shape[0], input_shape[1:]
         d = len(spatial)
-        dt = _check_dtype(dtype)
-
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got mode={mode!r}")
+        dt = as_operator_dtype(dtype)
+        mode = as_choice(mode, "mode", MODES)
         need = _MODES_NDIM.get(mode)
         if need is not None and need != d:
-            raise ValueError(
-                f"mode={mode!r} needs {need} spatial {'axes' if need > 1 else 'axis'}, "
+            raise ParameterValueError(
+                "mode", f"mode={mode!r} needs {need} spatial {'axes' if need > 1 else 'axis'}, "
                 f"got input_shape={input_shape!r} with {d}"
             )
-
         if align_corners is not None and not isinstance(align_corners, (bool, np.bool_)):
-            raise TypeError(f"align_corners must be a bool or None, got {align_corners!r}")
+            raise ParameterTypeError(
+                "align_corners", f"align_corners must be a bool or None, got {align_corners!r}")
         if mode in _MODES_ANY:
             if align_corners is not None:
-                raise ValueError(
+                raise ParameterValueError(
+                    "align_corners",
                     f"align_corners can only be set with the interpolating modes "
                     f"linear, bilinear, bicubic, trilinear; got align_corners="
                     f"{align_corners!r} with mode={mode!r}"
@@ -261,52 +234,50 @@ class Upsample(ShapedLinearOperator):
             align_corners = bool(align_corners) if align_corners is not None else False
 
         if size is not None and scale_factor is not None:
-            raise ValueError(
-                f"give only one of size and scale_factor, got size={size!r} and "
+            raise ParameterValueError(
+                "size", f"give only one of size and scale_factor, got size={size!r} and "
                 f"scale_factor={scale_factor!r}"
             )
         if size is None and scale_factor is None:
-            raise ValueError("give one of size and scale_factor (both are None)")
-
+            raise ParameterValueError("size", "give one of size and scale_factor (both are None)")
         if size is not None:
-            sizes = _per_axis(size, d, "size", _is_int, "an int")
-            if any(s < 1 for s in sizes):
-                raise ValueError(f"size must be >= 1, got size={size!r}")
-            out = tuple(int(s) for s in sizes)
+            out = per_axis(size, d, "size", minimum=1)
             factors = None
         else:
-            factors = _per_axis(scale_factor, d, "scale_factor", _is_real, "a real number")
-            factors = tuple(float(f) for f in factors)
-            if not all(math.isfinite(f) and f > 0 for f in factors):
-                raise ValueError(
-                    f"scale_factor must be positive and finite, got scale_factor={scale_factor!r}"
-                )
+            factors = per_axis_real(scale_factor, d, "scale_factor")
             out = tuple(math.floor(float(n) * f) for n, f in zip(spatial, factors))
             if any(m < 1 for m in out):
-                raise ValueError(
-                    f"scale_factor={scale_factor!r} gives an empty output: input spatial "
-                    f"size {spatial} -> {out}"
+                raise ParameterValueError(
+                    "scale_factor", f"scale_factor={scale_factor!r} gives an empty output: "
+                    f"input spatial size {spatial} -> {out}"
                 )
-
+            out = tuple(as_shape(out, "scale_factor", what="a factor that keeps sizes in range"))
+        check_nbytes(
+            sum(axis_taps_nbytes(mode, n, m, dt) for n, m in zip(spatial, out)),
+            f"the 1-D interpolation tables of this Upsample ({input_shape} -> "
+            f"{(channels,) + out}, mode={mode!r})"
+        )
         self.mode = mode
         self.align_corners = align_corners
         self.size = out
         self.scale_factor = factors
         single = dt.type in (np.float32, np.complex64)
         fast = d == 2 and out[0] + out[1] <= 128
-        self.matrices = tuple(
-            axis_matrix(
+        self.axes = tuple(
+            AxisInterpolation(axis_taps(
                 mode, n, m, None if factors is None else factors[k],
                 align_corners=bool(align_corners), single=single, fast=fast, dtype=dt,
-            )
+            ))
             for k, (n, m) in enumerate(zip(spatial, out))
         )
-        self._matrices_T = tuple(finalize_csr(mat.T) for mat in self.matrices)
-        self._taps = {id(mat): _gather_form(mat) for mat in self.matrices + self._matrices_T}
         # apply shrinking axes first: the intermediate arrays stay small
-        self._order = sorted(range(d), key=lambda k: out[k] / spatial[k])
-        self._is_identity = tuple(_is_identity(mat) for mat in self.matrices)
+        self.axis_order = tuple(sorted(range(d), key=lambda k: out[k] / spatial[k]))
         super().__init__(input_shape, (channels,) + out, dt)
+
+    @property
+    def matrices(self) -> tuple[sp.csr_array, ...]:
+        """The canonical 1-D matrices, one ``(size[k], spatial[k])`` per axis (copies)."""
+        return tuple(axis.matrix() for axis in self.axes)
 
     def __repr__(self) -> str:
         what = f"size={self.size}" if self.scale_factor is None else (
@@ -347,161 +318,35 @@ class Upsample(ShapedLinearOperator):
                [0.  , 0.25, 0.75],
                [0.  , 0.  , 1.  ]])
         """
-        nnz = self.input_shape[0] * math.prod(m.nnz for m in self.matrices)
-        check_matrix_size(nnz, self.dtype, self.shape, "Upsample")
-        a = self.matrices[0]
-        for m in self.matrices[1:]:
+        nnz = self.input_shape[0] * math.prod(axis.taps.nnz for axis in self.axes)
+        check_nbytes(
+            2 * csr_nbytes(nnz, self.shape[0], self.dtype, self.shape[1]),
+            f"the explicit matrix of this Upsample ({self.shape[0]} x {self.shape[1]}, "
+            f"{nnz} stored entries)"
+        )
+        matrices = self.matrices
+        a = matrices[0]
+        for m in matrices[1:]:
             a = sp.kron(a, m, format="csr")
         channels = self.input_shape[0]
         if channels > 1:
             a = sp.kron(sp.eye_array(channels, dtype=self.dtype, format="csr"), a, format="csr")
-        return finalize_csr(a, self.dtype)
+        return canonical_csr(a, self.dtype, copy=len(matrices) == 1 and channels == 1)
 
     # -- application ------------------------------------------------------------------
-    def _apply_axes(self, x: np.ndarray, mats, mats_t, order) -> np.ndarray:
-        for k in order:
-            if self._is_identity[k]:
-                continue
-            taps = self._taps[id(mats[k])]
-            if taps is not None:
-                x = _gather_along(x, 2 + k, *taps)
-            else:
-                x = _apply_along(x, 2 + k, mats[k], mats_t[k])
-        return np.ascontiguousarray(x)
+    def _through_axes(self, x: np.ndarray, shape, order, transpose: bool) -> np.ndarray:
+        k = x.shape[-1]
+        x = x.reshape(shape + (k,))
+        for a in order:
+            x = self.axes[a].apply(x, 1 + a, transpose=transpose)
+        return np.ascontiguousarray(x).reshape(-1, k)
 
-    def _apply_batch(self, x: np.ndarray) -> np.ndarray:
-        return self._apply_axes(x, self.matrices, self._matrices_T, self._order)
+    def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        return self._through_axes(x, self.input_shape, self.axis_order, False)
 
-    def _apply_adjoint_batch(self, y: np.ndarray) -> np.ndarray:
-        # the matrices are real, so the Hermitian adjoint is the plain transpose
-        return self._apply_axes(y, self._matrices_T, self.matrices, self._order[::-1])
+    def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
+        # the weights are real: the Hermitian adjoint is the plain transpose
+        return self._through_axes(y, self.output_shape, self.axis_order[::-1], True)
 
-
-#: Rows with more stored entries than this go through sparse products, and
-#: so do matrices with more than 2 taps that enlarge their axis: there, as
-#: for bicubic up-sampling, the gathers cost more than one sparse product
-#: with its transposed copies (measured in benchmarks/).
-MAX_GATHER_TAPS = 4
-
-#: At most this many rows shorter than the longest one (the borders of
-#: linear and bicubic interpolation, and of their adjoints) are patched up
-#: one by one after the gathers; more go through sparse products.
-MAX_SHORT_ROWS = 32
-
-
-def _gather_form(m: sp.csr_array):
-    """A 1-D matrix as ``T`` gathers: ``y[j] = sum_t w[t, j] x[idx[t, j]]``.
-
-    Interpolation matrices hold a few entries per row (1 for the nearest
-    modes, 2 linear, 4 bicubic), so applying them as ``T`` gathers along an
-    axis beats a sparse product, which needs the axis last and transposed
-    copies. Rows shorter than ``T`` are padded with weight 0 and then
-    recomputed from their own entries (`_gather_along`): a padded ``0 * x``
-    would turn an infinite input into NaN.
-
-    Returns
-    -------
-    tuple or None
-        ``(index, weight, short)``: ``index`` and ``weight`` of shape ``(T,
-        n_out)`` (``weight`` None when every entry is 1 and every row has one:
-        a pure gather), and ``short``, a list of ``(row, indices, weights)``.
-        None when a row is longer than `MAX_GATHER_TAPS`, more than
-        `MAX_SHORT_ROWS` rows are short, or rows of more than 2 entries
-        enlarge the axis.
-    """
-    counts = np.diff(m.indptr)
-    taps = int(counts.max(initial=0))
-    short_rows = np.flatnonzero(counts < taps)
-    if taps == 0 or taps > MAX_GATHER_TAPS or short_rows.size > MAX_SHORT_ROWS:
-        return None
-    if taps > 2 and m.shape[0] > m.shape[1]:
-        return None
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    slot = np.arange(m.nnz) - m.indptr[rows]
-    index = np.zeros((taps, m.shape[0]), dtype=np.intp)
-    weight = np.zeros((taps, m.shape[0]), dtype=m.dtype)
-    index[slot, rows] = m.indices
-    weight[slot, rows] = m.data
-    short = [
-        (int(j), m.indices[m.indptr[j] : m.indptr[j + 1]].astype(np.intp),
-         m.data[m.indptr[j] : m.indptr[j + 1]])
-        for j in short_rows
-    ]
-    if taps == 1 and not short and np.all(weight == 1):
-        weight = None
-    return index, weight, short
-
-
-def _weighted_sum(x: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarray):
-    """``sum_t weight[t] * take(x, index[t], axis)``, in CSR order (by column)."""
-    shape = [1] * x.ndim
-    shape[axis] = index.shape[1]
-    y = np.take(x, index[0], axis=axis)
-    y *= weight[0].reshape(shape)
-    for t in range(1, index.shape[0]):
-        term = np.take(x, index[t], axis=axis)
-        term *= weight[t].reshape(shape)
-        y += term
-    return y
-
-
-def _gather_along(x: np.ndarray, axis: int, index: np.ndarray, weight, short) -> np.ndarray:
-    """The 1-D matrix of `_gather_form` applied along ``axis`` of ``x``.
-
-    Sums in the same order as a CSR row (entries by column), so the result
-    is the sparse product's to the last bit, infinities and NaN included.
-    """
-    if weight is None:
-        return np.take(x, index[0], axis=axis)
-    # Like SciPy's sparse products, stay silent about inf * 0 and inf - inf:
-    # IEEE gives NaN, and the padded slots of short rows are redone below.
-    with np.errstate(invalid="ignore"):
-        y = _weighted_sum(x, axis, index, weight)
-    for row, cols, values in short:
-        where = (slice(None),) * axis + (slice(row, row + 1),)
-        if cols.size:
-            with np.errstate(invalid="ignore"):
-                y[where] = _weighted_sum(x, axis, cols[:, None], values[:, None])
-        else:
-            y[where] = 0
-    return y
-
-
-def _apply_along(x: np.ndarray, axis: int, m: sp.csr_array, m_t: sp.csr_array) -> np.ndarray:
-    """Multiply the C-contiguous array ``x`` by ``m`` (``(n_out, n_in)``) along ``axis``.
-
-    ``m_t`` is ``m.T`` as CSR. Three layouts, all sparse-times-dense products:
-    the last axis as ``X @ m.T`` on ``(rest, n_in)``; a leading block count that
-    is small compared with the trailing size as ``m @ X[i]`` per block; otherwise
-    one transposed copy and a single product.
-    """
-    x = np.ascontiguousarray(x)
-    shape = x.shape
-    n_in, n_out = shape[axis], m.shape[0]
-    lead = math.prod(shape[:axis])
-    trail = math.prod(shape[axis + 1 :])
-    out_shape = shape[:axis] + (n_out,) + shape[axis + 1 :]
-    dtype = np.result_type(x.dtype, m.dtype)
-    if trail == 1:
-        y = np.asarray(x.reshape(lead, n_in) @ m_t)
-    elif trail >= 256 and lead <= 64:
-        xb = x.reshape(lead, n_in, trail)
-        y = np.empty((lead, n_out, trail), dtype=dtype)
-        for i in range(lead):  # a few large blocks: one sparse product each
-            y[i] = m @ xb[i]
-    else:
-        xb = np.ascontiguousarray(x.reshape(lead, n_in, trail).transpose(1, 0, 2))
-        y = np.asarray(m @ xb.reshape(n_in, lead * trail))
-        y = y.reshape(n_out, lead, trail).transpose(1, 0, 2)
-    return np.ascontiguousarray(y, dtype=dtype).reshape(out_shape)
-
-
-def _is_identity(m: sp.csr_array) -> bool:
-    n = m.shape[0]
-    return (
-        m.shape[0] == m.shape[1]
-        and m.nnz == n
-        and bool(np.all(np.diff(m.indptr) == 1))
-        and bool(np.all(m.indices == np.arange(n)))
-        and bool(np.all(m.data == 1))
-    )
+    _apply_transpose_cols = _apply_adjoint_cols
+    _apply_conjugate_cols = _apply_cols

@@ -383,27 +383,37 @@ def test_unwritable_output_is_exit_status_1(capsys, tmp_path, monkeypatch):
     assert err == f"linop matrix: error: cannot write '{tmp_path / 'a.npz'}': Permission denied\n"
 
 
-def test_flag_for_every_linop_message():
-    """Each kind of ValueError/TypeError linop raises maps to the flag at fault."""
-    cases = {
-        "stride must be >= 1 on every axis, got 0": "--stride",
-        "dilation must be an int or a sequence of 2 ints, got (1, 1, 1)": "--dilation",
-        "padding must be >= 0 on every side, got -1": "--padding",
-        "padding='same' requires stride 1 on every axis": "--padding",
-        "padding_mode must be one of (...), got 'x'": "--padding-mode",
-        "output_padding must be smaller than max(stride, dilation)": "--output-padding",
-        "groups=2 must divide C_in=3": "--groups",
-        "input_shape must hold positive sizes, got (0,)": "--input-shape",
-        "weight must not be empty, got shape (0,)": "--kernel",
-        "Conv2d takes a weight of shape (C_out, C_in/groups, ...)": "--kernel",
-        "the kernel (size (3, 3), dilation (1, 1)) does not fit the padded input": "--input-shape",
-        "the transposed convolution's output size would be (0,)": "--padding",
-        "method must be one of ('auto',), got 'x'": "--method",
-    }
-    for message, flag in cases.items():
-        assert _cli_args.flag_for_message(message) == flag, message
-    assert _cli_args.flag_for_message("weight has 3 channels", "--kernel-size") == "--kernel-size"
-    assert _cli_args.flag_for_message("something else entirely") is None
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--stride", "0"], "--stride"),
+        (["--dilation", "1,1,1"], "--dilation"),
+        (["--padding", "-1"], "--padding"),
+        (["--padding", "same", "--stride", "2"], "--padding"),
+        (["--padding", "4", "--padding-mode", "reflect"], "--padding-mode"),
+        (["--transpose", "--output-padding", "3"], "--output-padding"),
+        (["--groups", "0"], "--groups"),
+        (["--input-shape", "2,2"], "--input-shape"),
+        (["--transpose", "--padding", "5"], "--padding"),
+    ],
+)
+def test_flag_for_every_linop_error(capsys, argv, flag):
+    """Each kind of ParameterError linop raises maps to the flag at fault (by its
+    ``parameter``, never by reading the message)."""
+    # later options override the earlier ones
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"linop matrix: error: argument {flag}: "), err
+
+
+def test_flag_for_parameter_of_a_random_kernel():
+    assert _cli_args.flag_for_parameter("weight", "--kernel-size") == "--kernel-size"
+    assert _cli_args.flag_for_parameter("weight") == "--kernel"
+    assert _cli_args.flag_for_parameter("something else entirely") is None
+    # every parameter of the constructors that the command line sets has a flag
+    assert set(_cli_args.PARAMETER_FLAGS) >= {"stride", "padding", "dilation", "groups",
+                                              "padding_mode", "output_padding", "input_shape",
+                                              "weight", "method"}
 
 
 # -- linop check --------------------------------------------------------------------------
@@ -445,8 +455,8 @@ def test_check_without_seed_prints_a_reproducible_one(capsys):
 
 def test_check_failure_is_exit_status_1(capsys, monkeypatch):
     """A convolution with a wrong adjoint: the report says which check failed."""
-    real = linop.conv._ConvNd._apply_adjoint_batch
-    monkeypatch.setattr(linop.conv._ConvNd, "_apply_adjoint_batch",
+    real = linop.conv._ConvNd._apply_adjoint_cols
+    monkeypatch.setattr(linop.conv._ConvNd, "_apply_adjoint_cols",
                         lambda self, y: 2 * real(self, y))
     code, out, err = run(capsys, "check", "--kernel", BLOG, "--input-shape", "4,4",
                          "--method", "im2col", "--seed", 0)

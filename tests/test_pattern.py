@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import linop
-import linop._direct
-from linop._geometry import conv_geometry
-from linop._pattern import tap_table, toeplitz_matrix
+import linop._conv.direct
+from linop._conv.geometry import conv_geometry
+from linop._conv.taps import tap_table
+from linop._conv.toeplitz import toeplitz_matrix
 from reference import conv_matrix_dense
 
 RNG = np.random.default_rng(42)
@@ -42,7 +43,7 @@ def _axis(geometry, a):
 def test_direct_construction_equals_reference_and_general(nd, trial):
     geometry = _random_geometry(nd)
     kernel = RNG.standard_normal(geometry.kernel_size)
-    direct = linop._direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int32))
+    direct = linop._conv.direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int32))
     general = toeplitz_matrix(tap_table(geometry), kernel.reshape(1, 1, -1), 1, "zeros")
     dense = conv_matrix_dense(
         kernel[None, None], (1,) + geometry.input_size, stride=geometry.stride,
@@ -50,9 +51,9 @@ def test_direct_construction_equals_reference_and_general(nd, trial):
     )
     np.testing.assert_array_equal(general.toarray(), dense)
     if direct is None:  # too many row classes: the general construction serves
-        classes = np.prod([len(linop._direct._axis_runs(*_axis(geometry, a))[1])
+        classes = np.prod([len(linop._conv.direct._axis_runs(*_axis(geometry, a))[1])
                            for a in range(nd)])
-        assert classes > linop._direct.MAX_CLASSES
+        assert classes > linop._conv.direct.MAX_CLASSES
         return
     np.testing.assert_array_equal(direct.toarray(), dense)
     for name in ("indptr", "indices", "data"):
@@ -63,7 +64,7 @@ def test_direct_construction_equals_reference_and_general(nd, trial):
 def test_direct_construction_declines_when_the_kernel_covers_the_image():
     geometry = conv_geometry((9, 9), (9, 9), padding="same")
     kernel = RNG.standard_normal((9, 9))
-    assert linop._direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int32)) is None
+    assert linop._conv.direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int32)) is None
     dense = conv_matrix_dense(kernel[None, None], (1, 9, 9), padding=((4, 4), (4, 4)))
     np.testing.assert_array_equal(linop.conv_matrix(kernel, (9, 9), padding="same").toarray(),
                                   dense)
@@ -72,7 +73,7 @@ def test_direct_construction_declines_when_the_kernel_covers_the_image():
 def test_direct_construction_with_int64_indices():
     geometry = conv_geometry((7, 6), (3, 2), stride=(2, 1), padding=((2, 1), (0, 3)))
     kernel = RNG.standard_normal((3, 2))
-    matrix = linop._direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int64))
+    matrix = linop._conv.direct.one_channel_toeplitz(geometry, kernel, np.dtype(np.int64))
     assert matrix.indices.dtype == np.int64 and matrix.indptr.dtype == np.int64
     dense = conv_matrix_dense(kernel[None, None], (1, 7, 6), stride=(2, 1),
                               padding=((2, 1), (0, 3)))

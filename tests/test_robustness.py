@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import linop
-import linop._engine
-import linop._pattern
+import linop._conv.im2col
+import linop._conv.taps
+import linop._validation
 from reference import conv_matrix_dense, conv_nd, conv_transpose_nd
 
 RNG = np.random.default_rng(20261125)
@@ -71,9 +72,9 @@ def test_auto_method_avoids_an_explicit_matrix_over_the_limit():
 
 
 def test_index_dtype_threshold():
-    assert linop._pattern.index_dtype(2**31 - 1) == np.int32
-    assert linop._pattern.index_dtype(2**31) == np.int64
-    assert linop._pattern.index_dtype(5, 2**40) == np.int64
+    assert linop._validation.index_dtype(2**31 - 1) == np.int32
+    assert linop._validation.index_dtype(2**31) == np.int64
+    assert linop._validation.index_dtype(5, 2**40) == np.int64
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
@@ -84,11 +85,11 @@ def test_int64_index_arithmetic_matches_int32(monkeypatch, padding_mode):
     x = RNG.standard_normal((4, 9, 11))
     dense = conv_matrix_dense(w, (4, 9, 11), **kwargs)
 
-    monkeypatch.setattr(linop._pattern, "_INT32_MAX", 40)
-    assert linop._pattern.index_dtype(41) == np.int64
+    monkeypatch.setattr(linop._validation, "_INT32_MAX", 40)
+    assert linop._validation.index_dtype(41) == np.int64
     for method in ("toeplitz", "im2col"):
         op = linop.Conv2d(w, (4, 9, 11), method=method, **kwargs)
-        assert op._engine.table.index.dtype == np.int64
+        assert linop._conv.taps.tap_table(op.geometry).index.dtype == np.int64
         np.testing.assert_allclose(op @ x.ravel(), dense @ x.ravel(), rtol=1e-12, atol=1e-12)
         y = RNG.standard_normal(op.shape[0])
         np.testing.assert_allclose(op.H @ y, dense.T @ y, rtol=1e-12, atol=1e-12)
@@ -114,9 +115,11 @@ def test_im2col_blocks_give_the_same_numbers(monkeypatch, padding_mode):
     dense = conv_matrix_dense(w, (4, 10, 7), **kwargs)
     expected_adjoint = (dense.T @ y.reshape(5, -1).T).T.reshape(x.shape)
     # A budget of a few hundred bytes forces many pixel blocks and batch slices.
-    monkeypatch.setattr(linop._engine, "PATCH_BUFFER_BYTES", 2000)
+    monkeypatch.setattr(linop._conv.im2col, "PATCH_BUFFER_BYTES", 2000)
     op = linop.Conv2d(w, (4, 10, 7), method="im2col", **kwargs)
-    assert len(op._engine.patch_chunks) > 5
+    patch_bytes = 4 * 9 * 8  # one output pixel of one sample: C_in * K float64 values
+    assert len(list(linop._conv.im2col.tiles(op.geometry.output_size, 5, patch_bytes,
+                                             2000))) > 5
     np.testing.assert_allclose(op.apply(x), expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(op.apply_adjoint(y), expected_adjoint, rtol=1e-12, atol=1e-12)
 
@@ -126,7 +129,7 @@ def test_transposed_im2col_blocks(monkeypatch):
     y = RNG.standard_normal((2, 3, 6, 5))
     kwargs = dict(stride=2, padding=1, output_padding=1)
     expected = conv_transpose_nd(y, w, **kwargs)
-    monkeypatch.setattr(linop._engine, "PATCH_BUFFER_BYTES", 1000)
+    monkeypatch.setattr(linop._conv.im2col, "PATCH_BUFFER_BYTES", 1000)
     op = linop.ConvTranspose2d(w, (3, 6, 5), method="im2col", **kwargs)
     np.testing.assert_allclose(op.apply(y), expected, rtol=1e-12, atol=1e-12)
 
@@ -157,11 +160,12 @@ def test_non_finite_weights_reach_the_outputs_that_read_them():
     kernel = np.array([1.0, np.nan, 1.0])
     y = linop.Conv1d(kernel, (5,)).apply(np.arange(5.0))
     assert np.isnan(y).all()
-    # Zero padding contributes exactly 0, never 0 * weight: only outputs whose
-    # NaN tap reads a real pixel are NaN.
+    # PyTorch's rule: the padded zeros are multiplied like any other number,
+    # so an infinite weight that meets zero padding gives inf * 0 = NaN.
     kernel = np.array([np.inf, 1.0, 1.0])
-    y = linop.Conv1d(kernel, (3,), padding=1).apply(np.ones(3))
-    np.testing.assert_array_equal(y, [2.0, np.inf, np.inf])
+    for method in ("toeplitz", "im2col"):
+        y = linop.Conv1d(kernel, (3,), padding=1, method=method).apply(np.ones(3))
+        np.testing.assert_array_equal(y, [np.nan, np.inf, np.inf])
 
 
 # -- nothing shared with the caller ---------------------------------------------

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import linop
 import linop.upsample
 from linop import Upsample
-from linop._interp import area_matrix, cubic_matrix, linear_matrix, nearest_matrix
+from linop._interp.matrices import area_matrix, cubic_matrix, linear_matrix, nearest_matrix
 
 import reference_upsample as ref
 
@@ -487,12 +487,13 @@ def test_public_name():
 @pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "linear", "area"])
 @pytest.mark.parametrize("factor", [0.3, 0.5, 1.5, 2.0, 3.0, 7.0])
 def test_gathered_and_sparse_application_agree_bit_for_bit(mode, factor):
-    """The gather path (few taps per row) equals the sparse product, inf and NaN included."""
-    assert linop.upsample.MAX_GATHER_TAPS >= 2  # the gathers are what is tested here
+    """The gather path (few taps per row) equals the sparse product of PyTorch's taps
+    (duplicates and zero weights kept, as in ``F.interpolate``), inf and NaN included."""
+    assert linop._interp.axis.MAX_GATHER_TAPS >= 2  # the gathers are what is tested here
     rng = np.random.default_rng(11)
     kwargs = {} if mode in ("nearest", "nearest-exact", "area") else {"align_corners": False}
     op = linop.Upsample((2, 7), scale_factor=factor, mode=mode, **kwargs)
-    (m,) = op.matrices
+    m = op.axes[0].taps
     x = rng.standard_normal((3, 2, 7))
     x[0, 0, 0], x[1, 1, -1], x[2, 0, 3] = np.inf, np.nan, -np.inf
     expected = (m @ x.reshape(-1, 7).T).T.reshape(3, 2, -1)

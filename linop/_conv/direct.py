@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import as_strided
 
-from linop._geometry import ConvGeometry
+from linop._conv.geometry import ConvGeometry
 
 __all__ = ["MAX_CLASSES", "one_channel_toeplitz"]
 

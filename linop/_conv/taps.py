@@ -1,7 +1,10 @@
-"""Geometry -> sparse patterns: the patch (im2col) matrix and the Toeplitz matrix.
+"""Tap tables: for every output pixel and kernel tap, the input pixel it reads.
 
-All construction is vectorised index arithmetic on per-axis tap tables;
-time and memory are O(nnz).
+The table is the channel-free pattern of a convolution (its "patch
+matrix"): everything about *where* an output reads, independent of the
+weights. The explicit matrix (`linop._conv.toeplitz`) is built from it. All
+construction is vectorised index arithmetic on per-axis tables; time and
+memory are O(n_out * K).
 
 For one spatial axis, output pixel ``o`` reads with tap ``j`` the padded
 input position ``i = o*stride + j*dilation - lo``. The padding mode maps
@@ -16,28 +19,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from linop._geometry import ConvGeometry
+from linop._conv.geometry import ConvGeometry
+from linop._validation import index_dtype
 
-__all__ = [
-    "TapTable",
-    "index_dtype",
-    "tap_table",
-    "patch_matrix",
-    "toeplitz_matrix",
-    "toeplitz_nnz",
-]
-
-_INT32_MAX = np.iinfo(np.int32).max
+__all__ = ["TapTable", "axis_geometry", "tap_table", "tap_table_nbytes", "toeplitz_nnz"]
 
 
-def index_dtype(*extents: int) -> np.dtype:
-    """int32 when every extent (sizes, nnz) fits in it, else int64."""
-    return np.dtype(np.int32 if max(extents, default=0) <= _INT32_MAX else np.int64)
-
-
-def _axis_geometry(geometry: ConvGeometry):
+def axis_geometry(geometry: ConvGeometry):
     """Per axis: (n, m, k, stride, dilation, lo)."""
     return [
         (n, m, k, s, d, lo)
@@ -148,7 +137,7 @@ def toeplitz_nnz(geometry: ConvGeometry) -> int:
     """
     if geometry.padding_mode != "zeros":
         return math.prod(geometry.output_size) * math.prod(geometry.kernel_size)
-    return math.prod(_axis_valid_count(*axis) for axis in _axis_geometry(geometry))
+    return math.prod(_axis_valid_count(*axis) for axis in axis_geometry(geometry))
 
 
 def tap_table(geometry: ConvGeometry) -> TapTable:
@@ -161,7 +150,7 @@ def tap_table(geometry: ConvGeometry) -> TapTable:
     zero padding, or pointed at the reflected, clamped or wrapped pixel.
     """
     nd = geometry.ndim
-    axes = _axis_geometry(geometry)
+    axes = axis_geometry(geometry)
     sizes, kernel = geometry.output_size, geometry.kernel_size
     n_in, n_out, n_taps = math.prod(geometry.input_size), math.prod(sizes), math.prod(kernel)
     in_strides = [math.prod(geometry.input_size[a + 1 :]) for a in range(nd)]
@@ -218,118 +207,8 @@ def tap_table(geometry: ConvGeometry) -> TapTable:
     return TapTable(index, valid.reshape(n_out, n_taps), n_in, row_counts.reshape(-1))
 
 
-def patch_matrix(table: TapTable, dtype) -> sp.csr_array:
-    """The 0/1 patch (im2col) matrix ``P`` of shape ``(n_out*K, n_in)``.
-
-    Row ``o*K + k`` selects the input pixel read by tap ``k`` of output
-    pixel ``o``; a tap on zero padding is an empty row.
-    """
-    rows = table.n_out * table.n_taps
-    idx_dtype = index_dtype(rows, table.n_in)
-    if table.valid is None:
-        indices = table.index.ravel().astype(idx_dtype, copy=False)
-        indptr = np.arange(rows + 1, dtype=idx_dtype)
-    else:
-        mask = table.valid.ravel()
-        indices = table.index.ravel()[mask].astype(idx_dtype, copy=False)
-        indptr = np.zeros(rows + 1, dtype=idx_dtype)
-        np.cumsum(mask, out=indptr[1:])
-    data = np.ones(indices.size, dtype=dtype)
-    matrix = sp.csr_array((data, indices, indptr), shape=(rows, table.n_in))
-    # Several taps of a reflected/replicated/circular row may read one pixel:
-    # each row still holds one entry, so the rows are trivially sorted.
-    matrix.has_sorted_indices = True
-    return matrix
-
-
-def _one_channel_entries(table: TapTable):
-    """The one-channel Toeplitz pattern: row pointer, columns, and the entry mask.
-
-    Columns are a fresh array (never a view of the table), in row order.
-    """
-    n_out, n_taps = table.index.shape
-    if table.valid is None:
-        indptr = np.arange(0, n_out * n_taps + 1, n_taps, dtype=np.int64)
-        return indptr, table.index.reshape(-1).copy(), None
-    mask = table.valid.reshape(-1)
-    indptr = np.zeros(n_out + 1, dtype=np.int64)
-    np.cumsum(table.row_counts, out=indptr[1:])
-    return indptr, table.index.reshape(-1)[mask], mask
-
-
-def _tap_of_entries(n_out: int, n_taps: int, mask) -> np.ndarray:
-    taps = np.tile(np.arange(n_taps, dtype=np.intp), n_out)
-    return taps if mask is None else taps[mask]
-
-
-def toeplitz_matrix(table: TapTable, weight: np.ndarray, groups: int, padding_mode: str):
-    """The explicit convolution matrix, ``C_out*n_out`` by ``C_in*n_in``.
-
-    Block ``(co, ci)`` is ``sum_k weight[co, ci - g0, k] * P_k`` for the
-    input channels ``ci`` of the group of ``co``. Row ``(co, o)`` holds its
-    entries in ``(input channel, tap)`` order, which is column order for zero
-    padding: the indices come out sorted without a sort.
-
-    Parameters
-    ----------
-    table : TapTable
-    weight : ndarray, shape (C_out, C_in // groups, K)
-    groups : int
-    padding_mode : str
-        For modes other than ``"zeros"`` several taps of a row can read the
-        same pixel; their entries are summed.
-    """
-    c_out, cin_g, n_taps = weight.shape
-    n_in, n_out = table.n_in, table.n_out
-    ptr1, cols1, mask = _one_channel_entries(table)
-    nnz1 = cols1.size
-    per_channel = cin_g * nnz1  # entries of one output channel
-    nnz = c_out * per_channel
-    idx_dtype = index_dtype(nnz, groups * cin_g * n_in, c_out * n_out)
-    group_base = (np.arange(c_out) // (c_out // groups) * (cin_g * n_in)).astype(idx_dtype)
-
-    if c_out == 1 and cin_g == 1:
-        w = weight.reshape(-1)
-        if mask is None:
-            data = np.tile(w, n_out)
-        else:  # select from the broadcast weight: no temporary of nnz values
-            data = np.broadcast_to(w, (n_out, n_taps))[mask.reshape(n_out, n_taps)]
-        local_cols, channel_weights = cols1, None
-    elif cin_g == 1:
-        local_cols = cols1
-        channel_weights = weight[:, 0, :], _tap_of_entries(n_out, n_taps, mask)
-    else:
-        # Entry e of row o, input channel c, goes to position
-        # cin_g*ptr1[o] + c*len(o) + (e - ptr1[o]) of its output channel.
-        lengths = np.diff(ptr1)
-        row_of = np.repeat(np.arange(n_out), lengths)
-        dest = ((cin_g - 1) * ptr1[row_of] + np.arange(nnz1))[None, :] + (
-            np.arange(cin_g)[:, None] * lengths[row_of][None, :]
-        )
-        source = np.empty(per_channel, dtype=np.int64)
-        source[dest.reshape(-1)] = np.arange(per_channel)
-        channel_of, entry_of = np.divmod(source, nnz1)
-        local_cols = channel_of * n_in + cols1[entry_of]
-        taps = _tap_of_entries(n_out, n_taps, mask)[entry_of]
-        channel_weights = weight.reshape(c_out, -1), channel_of * n_taps + taps
-
-    local_cols = local_cols.astype(idx_dtype, copy=False)
-    if c_out == 1:
-        indices = local_cols if group_base[0] == 0 else local_cols + group_base[0]
-    else:
-        indices = (group_base[:, None] + local_cols[None, :]).reshape(-1)
-    if channel_weights is not None:
-        rows, which = channel_weights
-        data = rows[:, which].reshape(-1)
-    indptr = np.empty(c_out * n_out + 1, dtype=idx_dtype)
-    starts = (np.arange(c_out, dtype=np.int64) * per_channel)[:, None] + cin_g * ptr1[None, :-1]
-    indptr[:-1] = starts.reshape(-1)
-    indptr[-1] = nnz
-    matrix = sp.csr_array(
-        (data, indices, indptr), shape=(c_out * n_out, groups * cin_g * n_in), copy=False
-    )
-    if padding_mode == "zeros":
-        matrix.has_sorted_indices = True
-    else:
-        matrix.sum_duplicates()
-    return matrix
+def tap_table_nbytes(geometry: ConvGeometry) -> int:
+    """Bytes `tap_table` allocates at its peak: the index table and the validity mask."""
+    n_out, n_taps = math.prod(geometry.output_size), geometry.n_taps
+    reach = math.prod(geometry.padded_size)
+    return n_out * n_taps * (2 * index_dtype(reach).itemsize + 1)
