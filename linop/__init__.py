@@ -39,6 +39,7 @@ from linop._memory import (
 from linop.upsample import Upsample
 from linop.testing import dottest
 from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
+from linop._conv.geometry import ConvGeometry
 
 __all__ = [
     "Conv1d",
@@ -49,6 +50,7 @@ __all__ = [
     "ConvTranspose3d",
     "conv_matrix",
     "conv_transpose_matrix",
+    "ConvGeometry",
     "Upsample",
     "MatrixTooLargeError",
     "ParameterError",

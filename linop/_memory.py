@@ -72,6 +72,9 @@ class MatrixTooLargeError(ValueError, MemoryError):
     """
 
 
+MatrixTooLargeError.__module__ = "linop"  # shown where users import it from
+
+
 def _available_memory() -> int:
     try:
         with open("/proc/meminfo") as f:

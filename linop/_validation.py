@@ -92,6 +92,11 @@ class ParameterTypeError(ParameterError, TypeError):
     """A parameter has the wrong type."""
 
 
+# Shown (in tracebacks, doctests, reprs) where users import them from.
+for _cls in (ParameterError, ParameterValueError, ParameterTypeError):
+    _cls.__module__ = "linop"
+
+
 # -- integers -------------------------------------------------------------------------
 def is_int(value) -> bool:
     """An integer (Python, NumPy, or a 0-d integer array), not a bool."""

@@ -72,6 +72,8 @@ class ConvGeometry:
     dilation: tuple[int, ...]
     padding_mode: str = "zeros"
 
+    __module__ = "linop"  # public as linop.ConvGeometry
+
     @property
     def ndim(self) -> int:
         """Number of spatial axes."""
