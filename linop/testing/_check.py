@@ -11,11 +11,16 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
+from linop._validation import ParameterValueError, as_count, as_int
 from linop.testing._dottest import (
+    OperatorCallError,
     accumulation_dtype,
     as_generator,
+    call_operator,
     check_tolerance,
     default_rtol,
+    describe_exception,
+    describe_input,
     dottest,
     random_scalar,
     random_vector,
@@ -187,6 +192,27 @@ class _Context:
     def expected_dtype(self, *inputs) -> np.dtype:
         return np.result_type(self.op.dtype, *inputs)
 
+    def call(self, name: str, x, *, on: LinearOperator | None = None, label: str | None = None):
+        """``on.<name>(x)`` (``on`` defaults to the operator); a failure names the call.
+
+        An exception, or a result of the wrong shape, fails the check with
+        ``"<label> of a (16,) float64 vector raised ..."`` (see call_operator).
+        """
+        return call_operator(self.op if on is None else on, name, x, label=label)
+
+
+def _view(op: LinearOperator, attr: str, label: str) -> LinearOperator:
+    """``op.H`` or ``op.T``; an exception fails the check, naming the attribute."""
+    try:
+        return getattr(op, attr)
+    except Exception as exc:
+        raise _Failure(f"{label} raised {describe_exception(exc)}") from exc
+
+
+def _shape_dtype(x) -> str:
+    """``"(16,) float64"``: the shape and dtype of a test input, for messages."""
+    return f"{x.shape} {x.dtype}"
+
 
 def _norm(a) -> float:
     a = np.asarray(a)
@@ -246,7 +272,12 @@ def _check_shape(ctx: _Context) -> str:
     msg = f"shape {shape}, dtype {op.dtype}"
     for attr, size in (("input_shape", ctx.n), ("output_shape", ctx.m)):
         if hasattr(op, attr):
-            value = tuple(getattr(op, attr))
+            try:
+                value = tuple(getattr(op, attr))
+            except TypeError:
+                raise _Failure(
+                    f"{attr} must be a sequence of ints, got {getattr(op, attr)!r}"
+                ) from None
             if math.prod(value) != size:
                 raise _Failure(
                     f"{attr} {value} has {math.prod(value)} elements, "
@@ -257,19 +288,19 @@ def _check_shape(ctx: _Context) -> str:
 
 
 def _check_apply(ctx: _Context, name: str) -> str:
-    """matvec (name == "matvec") or rmatvec: shape, dtype, finiteness, inputs."""
+    """matvec (name == "matvec") or rmatvec of a 1-D vector: shape, dtype, finiteness, input.
+
+    Never of an ``(n, 1)`` column: SciPy 1.18 deprecates that (a FutureWarning),
+    and the matmat / rmatmat checks cover ``(n, 1)`` blocks.
+    """
     size_in, size_out = (ctx.n, ctx.m) if name == "matvec" else (ctx.m, ctx.n)
-    f = getattr(ctx.op, name)
     x = ctx.vec(size_in)
     x0 = x.copy()
+    what = f"{name} of {describe_input(x)}"
     dtype = ctx.expected_dtype(x.dtype)
-    y = _expect_array(f"{name} of a 1-D {x.dtype} vector", f(x), (size_out,), dtype)
-    _unchanged(name, x, x0)
-    y2 = _expect_array(
-        f"{name} of a ({size_in}, 1) column", f(x0.reshape(-1, 1).copy()), (size_out, 1), dtype
-    )
-    _compare(ctx, f"{name} of a column vs of a 1-D vector", y2[:, 0], y)
-    return f"returns shape ({size_out},) and dtype {dtype}; keeps its input"
+    _expect_array(what, ctx.call(name, x), (size_out,), dtype)
+    _unchanged(what, x, x0)
+    return f"returns shape ({size_out},) and dtype {dtype} for {describe_input(x)}; keeps its input"
 
 
 def _check_dottest(ctx: _Context) -> str:
@@ -288,13 +319,14 @@ def _check_dottest(ctx: _Context) -> str:
 def _check_linearity(ctx: _Context) -> str:
     out = []
     for name, size in (("matvec", ctx.n), ("rmatvec", ctx.m)):
-        f = getattr(ctx.op, name)
         x1, x2 = ctx.vec(size), ctx.vec(size)
         a, b = ctx.scalar(), ctx.scalar()
-        f1, f2 = np.asarray(f(x1.copy())), np.asarray(f(x2.copy()))
-        combined = np.asarray(f(a * x1 + b * x2))
+        f1 = np.asarray(ctx.call(name, x1.copy()))
+        f2 = np.asarray(ctx.call(name, x2.copy()))
+        combined = np.asarray(ctx.call(name, a * x1 + b * x2))
         scale = abs(a) * _norm(f1) + abs(b) * _norm(f2)
-        _compare(ctx, f"{name}(a x1 + b x2) vs a {name}(x1) + b {name}(x2)",
+        _compare(ctx, f"{name} of {_shape_dtype(x1)} vectors: "
+                 f"{name}(a x1 + b x2) vs a {name}(x1) + b {name}(x2)",
                  combined, a * f1 + b * f2, scale)
         out.append(name)
     return "A(a x1 + b x2) == a A x1 + b A x2 for " + " and ".join(out)
@@ -306,49 +338,62 @@ def _check_matmat(ctx: _Context, name: str, k: int = 3) -> str:
     size_in, size_out = (ctx.n, ctx.m) if name == "matmat" else (ctx.m, ctx.n)
     X = ctx.vec(size_in, k)
     X0 = X.copy()
+    what = f"{name} of {describe_input(X)}"
     dtype = ctx.expected_dtype(X.dtype)
-    Y = _expect_array(f"{name} of a ({size_in}, {k}) array", getattr(ctx.op, name)(X),
-                      (size_out, k), dtype)
-    _unchanged(name, X, X0)
-    f = getattr(ctx.op, single)
+    Y = _expect_array(what, ctx.call(name, X), (size_out, k), dtype)
+    _unchanged(what, X, X0)
     for j in range(k):
-        _compare(ctx, f"column {j} of {k} of {name}(X) vs {single}(X[:, {j}])",
-                 Y[:, j], f(X[:, j].copy()))
-    Y1 = _expect_array(f"{name} of a ({size_in}, 1) array",
-                       getattr(ctx.op, name)(X[:, :1].copy()), (size_out, 1), dtype)
-    _compare(ctx, f"{name} of one column vs {single}", Y1[:, 0], f(X[:, 0].copy()))
+        _compare(ctx, f"column {j} of {k} of {name}(X) vs {single}(X[:, {j}]), "
+                 f"X {_shape_dtype(X)}", Y[:, j], ctx.call(single, X[:, j].copy()))
+    X1 = X[:, :1].copy()
+    Y1 = _expect_array(f"{name} of {describe_input(X1)}", ctx.call(name, X1.copy()),
+                       (size_out, 1), dtype)
+    _compare(ctx, f"{name} of {describe_input(X1)} vs {single} of its column",
+             Y1[:, 0], ctx.call(single, X1[:, 0].copy()))
     return f"{name}(X) == [{single}(x) for x in columns of X], {k} columns and 1"
 
 
 def _check_adjoint(ctx: _Context) -> str:
     op = ctx.op
-    H = op.H
+    H = _view(op, "H", "op.H")
     if tuple(H.shape) != (ctx.n, ctx.m):
         raise _Failure(f"op.H has shape {H.shape}, expected {(ctx.n, ctx.m)}")
     if H.dtype != op.dtype:
         raise _Failure(f"op.H has dtype {H.dtype}, expected {op.dtype}")
     x, y = ctx.vec(ctx.n), ctx.vec(ctx.m)
     c = np.copy
-    _compare(ctx, "op.H.matvec(y) vs op.rmatvec(y)", H.matvec(c(y)), op.rmatvec(c(y)))
-    _compare(ctx, "op.H.rmatvec(x) vs op.matvec(x)", H.rmatvec(c(x)), op.matvec(c(x)))
-    _compare(ctx, "op.H.H.matvec(x) vs op.matvec(x)", H.H.matvec(c(x)), op.matvec(c(x)))
+    HH = _view(H, "H", "op.H.H")
+    _compare(ctx, f"op.H.matvec(y) vs op.rmatvec(y), y {_shape_dtype(y)}",
+             ctx.call("matvec", c(y), on=H, label="op.H.matvec"),
+             ctx.call("rmatvec", c(y), label="op.rmatvec"))
+    _compare(ctx, f"op.H.rmatvec(x) vs op.matvec(x), x {_shape_dtype(x)}",
+             ctx.call("rmatvec", c(x), on=H, label="op.H.rmatvec"),
+             ctx.call("matvec", c(x), label="op.matvec"))
+    _compare(ctx, f"op.H.H.matvec(x) vs op.matvec(x), x {_shape_dtype(x)}",
+             ctx.call("matvec", c(x), on=HH, label="op.H.H.matvec"),
+             ctx.call("matvec", c(x), label="op.matvec"))
     return "op.H.matvec == op.rmatvec, op.H.rmatvec == op.matvec, op.H.H == op"
 
 
 def _check_transpose(ctx: _Context) -> str:
     op = ctx.op
-    T = op.T
+    T = _view(op, "T", "op.T")
     if tuple(T.shape) != (ctx.n, ctx.m):
         raise _Failure(f"op.T has shape {T.shape}, expected {(ctx.n, ctx.m)}")
     if T.dtype != op.dtype:
         raise _Failure(f"op.T has dtype {T.dtype}, expected {op.dtype}")
     x, y = ctx.vec(ctx.n), ctx.vec(ctx.m)
     c = np.copy
-    _compare(ctx, "op.T.matvec(y) vs conj(op.H.matvec(conj(y)))",
-             T.matvec(c(y)), np.conj(op.H.matvec(np.conj(y))))
-    _compare(ctx, "op.T.rmatvec(x) vs conj(op.matvec(conj(x)))",
-             T.rmatvec(c(x)), np.conj(op.matvec(np.conj(x))))
-    _compare(ctx, "op.T.T.matvec(x) vs op.matvec(x)", T.T.matvec(c(x)), op.matvec(c(x)))
+    H, TT = _view(op, "H", "op.H"), _view(T, "T", "op.T.T")
+    _compare(ctx, f"op.T.matvec(y) vs conj(op.H.matvec(conj(y))), y {_shape_dtype(y)}",
+             ctx.call("matvec", c(y), on=T, label="op.T.matvec"),
+             np.conj(ctx.call("matvec", np.conj(y), on=H, label="op.H.matvec")))
+    _compare(ctx, f"op.T.rmatvec(x) vs conj(op.matvec(conj(x))), x {_shape_dtype(x)}",
+             ctx.call("rmatvec", c(x), on=T, label="op.T.rmatvec"),
+             np.conj(ctx.call("matvec", np.conj(x), label="op.matvec")))
+    _compare(ctx, f"op.T.T.matvec(x) vs op.matvec(x), x {_shape_dtype(x)}",
+             ctx.call("matvec", c(x), on=TT, label="op.T.T.matvec"),
+             ctx.call("matvec", c(x), label="op.matvec"))
     return "op.T y == conj(op.H conj(y)), op.T.H == conj(op), op.T.T == op"
 
 
@@ -370,7 +415,10 @@ def _check_tocsr(ctx: _Context) -> str:
     tocsr = getattr(op, "tocsr", None)
     if not callable(tocsr):
         raise _Skip("the operator has no tocsr()")
-    M = tocsr()
+    try:
+        M = tocsr()
+    except Exception as exc:
+        raise _Failure(f"tocsr() raised {describe_exception(exc)}") from exc
     if not sp.issparse(M):
         raise _Failure(f"tocsr() returned {type(M).__name__}, not a scipy sparse array")
     if M.shape != op.shape:
@@ -381,30 +429,36 @@ def _check_tocsr(ctx: _Context) -> str:
     m, n = ctx.m, ctx.n
     if 0 < m * n <= ctx.max_dense and n * n <= ctx.max_dense:
         # every column of the operator against the matrix, entry by entry
-        dense = np.asarray(op.matmat(np.eye(n, dtype=ctx.vdtype)))
+        eye = np.eye(n, dtype=ctx.vdtype)
+        dense = np.asarray(ctx.call("matmat", eye, label="op.matmat"))
         ref = M.toarray()
-        if dense.shape != ref.shape:
-            raise _Failure(f"op.matmat(identity) has shape {dense.shape}, expected {ref.shape}")
         err = np.abs(dense.astype(accumulation_dtype(dense.dtype)) - ref)
         err[np.isnan(err)] = np.inf
         tol = ctx.atol + ctx.rtol * float(np.abs(ref).max())
         if not err.max() <= tol:
             i, j = np.unravel_index(np.argmax(err), err.shape)
             raise _Failure(
-                f"entry ({i}, {j}): operator gives {dense[i, j]!r}, tocsr() {ref[i, j]!r}; "
+                f"entry ({i}, {j}): op.matmat of the {_shape_dtype(eye)} identity gives "
+                f"{dense[i, j]!r}, tocsr() {ref[i, j]!r}; "
                 f"largest entry difference {err.max():.3e} > tolerance {tol:.3e}"
             )
         how = f"every entry ({m}x{n})"
     else:
         how = "random probes"
     X, Y = ctx.vec(n, 3), ctx.vec(m, 3)
-    _compare(ctx, "tocsr() @ X vs op.matmat(X)", M @ X, op.matmat(X.copy()))
-    _compare(ctx, "tocsr().conj().T @ Y vs op.rmatmat(Y)", M.conj().T @ Y, op.rmatmat(Y.copy()))
+    _compare(ctx, f"tocsr() @ X vs op.matmat(X), X {_shape_dtype(X)}",
+             M @ X, ctx.call("matmat", X.copy(), label="op.matmat"))
+    _compare(ctx, f"tocsr().conj().T @ Y vs op.rmatmat(Y), Y {_shape_dtype(Y)}",
+             M.conj().T @ Y, ctx.call("rmatmat", Y.copy(), label="op.rmatmat"))
     extra = []
     for attr, expected in (("H", lambda: M.conj().T), ("T", lambda: M.T)):
-        other = getattr(op, attr)
+        other = _view(op, attr, f"op.{attr}")
         if callable(getattr(other, "tocsr", None)):
-            _sparse_close(ctx, f"op.{attr}.tocsr()", other.tocsr(), sp.csr_array(expected()))
+            try:
+                other_csr = other.tocsr()
+            except Exception as exc:
+                raise _Failure(f"op.{attr}.tocsr() raised {describe_exception(exc)}") from exc
+            _sparse_close(ctx, f"op.{attr}.tocsr()", other_csr, sp.csr_array(expected()))
             extra.append(f"op.{attr}.tocsr()")
     return f"tocsr() agrees with the operator on {how} and adjoint probes" + (
         "; " + ", ".join(extra) + " consistent" if extra else ""
@@ -426,12 +480,12 @@ def _check_tocsr(ctx: _Context) -> str:
 #: '<A x, y> == <x, A^H y> (see dottest)'
 CHECKS: dict[str, str] = {
     "shape": "shape is two non-negative ints, dtype a numpy dtype, input/output_shape agree",
-    "matvec": "matvec returns an array of shape (m,) in the operator's dtype, keeps its input",
-    "rmatvec": "rmatvec returns an array of shape (n,) in the operator's dtype, keeps its input",
+    "matvec": "matvec of a 1-D vector: shape (m,), the operator's dtype, input kept",
+    "rmatvec": "rmatvec of a 1-D vector: shape (n,), the operator's dtype, input kept",
     "dottest": "<A x, y> == <x, A^H y> (see dottest)",
     "linearity": "A(a x1 + b x2) == a A x1 + b A x2, for matvec and rmatvec",
-    "matmat": "matmat(X) == matvec of each column, shape (m, k), dtype",
-    "rmatmat": "rmatmat(Y) == rmatvec of each column, shape (n, k), dtype",
+    "matmat": "matmat(X) == matvec of each column, shape (m, k), dtype, for k = 3 and k = 1",
+    "rmatmat": "rmatmat(Y) == rmatvec of each column, shape (n, k), dtype, for k = 3 and k = 1",
     "adjoint": "op.H agrees with rmatvec/matvec; op.H.H with op",
     "transpose": "op.T y == conj(op.H conj(y)); op.T.T agrees with op",
     "tocsr": "tocsr() (when present) is sparse, of the right shape/dtype, equal to the operator",
@@ -454,12 +508,12 @@ _RUNNERS: dict[str, Callable[[_Context], str]] = {
 def _run(name: str, ctx: _Context) -> CheckResult:
     try:
         return CheckResult(name, PASS, _RUNNERS[name](ctx))
-    except _Failure as exc:
+    except (_Failure, OperatorCallError) as exc:
         return CheckResult(name, FAIL, str(exc))
     except _Skip as exc:
         return CheckResult(name, SKIP, str(exc))
-    except Exception as exc:  # the operator raised: that is a failure of this check
-        return CheckResult(name, FAIL, f"raised {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 (a failure of this check, not of the others)
+        return CheckResult(name, FAIL, f"raised {describe_exception(exc)}")
 
 
 def check_operator(
@@ -478,6 +532,9 @@ def check_operator(
     In the spirit of scikit-learn's ``check_estimator``: each check runs
     independently (an exception raised by the operator fails that check
     only), and the report lists every check with its verdict and details.
+    A failure names the call that failed and the shape and dtype of its
+    input, for example ``rmatvec of a (16,) float64 vector raised
+    ValueError: ...`` or ``... returned shape (15,), expected (16,)``.
 
     The checks, in order (see also :data:`CHECKS`):
 
@@ -486,17 +543,20 @@ def check_operator(
         ``input_shape`` / ``output_shape`` (when present) have ``n`` / ``m``
         elements.
     ``matvec``, ``rmatvec``
-        Return ndarrays of shape ``(m,)`` / ``(n,)`` (``(m, 1)`` / ``(n, 1)``
-        for a column) whose dtype is ``result_type(op.dtype, input)``, finite
-        for finite input, and do not modify their input.
+        Of a 1-D vector, return ndarrays of shape ``(m,)`` / ``(n,)`` whose
+        dtype is ``result_type(op.dtype, input)``, finite for finite input,
+        and do not modify their input. They are never called on an ``(n, 1)``
+        column (SciPy 1.18 deprecates that); ``matmat`` and ``rmatmat`` are,
+        below.
     ``dottest``
         :func:`dottest`: ``rmatvec`` is the Hermitian adjoint of ``matvec``.
     ``linearity``
         ``A(a x1 + b x2) == a A x1 + b A x2`` for ``matvec`` and ``rmatvec``,
         random (complex for complex operators) ``a`` and ``b``.
     ``matmat``, ``rmatmat``
-        Agree with ``matvec`` / ``rmatvec`` column by column, for three
-        columns and for one; right shape and dtype; input not modified.
+        Agree with ``matvec`` / ``rmatvec`` column by column, for an
+        ``(n, 3)`` / ``(m, 3)`` block and for an ``(n, 1)`` / ``(m, 1)``
+        column; right shape and dtype; input not modified.
     ``adjoint``
         ``op.H`` has shape ``(n, m)`` and the operator's dtype, its
         ``matvec`` / ``rmatvec`` agree with ``op.rmatvec`` / ``op.matvec``,
@@ -527,11 +587,12 @@ def check_operator(
     rng : {None, int, numpy.random.Generator, numpy.random.SeedSequence}, optional
         Source of the random test vectors (SciPy convention).
     n_trials : int, optional
-        Number of trials of the dot test. Default 3.
+        Number of trials of the dot test, at least 1. Default 3.
     max_dense : int, optional
         ``tocsr()`` is compared entry by entry with the operator applied to
         the ``n x n`` identity when ``m * n`` and ``n * n`` are at most
-        ``max_dense`` (default ``10**6``), on random probes only otherwise.
+        ``max_dense`` (an int >= 0, default ``10**6``), on random probes only
+        otherwise.
     skip : iterable of str, optional
         Names of checks not to run (they are reported as skipped).
     raise_error : bool, optional
@@ -549,7 +610,9 @@ def check_operator(
     AssertionError
         If a check failed and ``raise_error`` is True.
     ValueError, TypeError
-        For an unknown check name in ``skip``, bad tolerances or ``rng``.
+        For an unknown check name in ``skip``, a bad ``n_trials``,
+        ``max_dense``, tolerance or ``rng``: linop's `ParameterValueError` /
+        `ParameterTypeError`, whose ``parameter`` names the argument.
 
     See Also
     --------
@@ -595,26 +658,34 @@ def check_operator(
     ['dottest']
     >>> print(report["dottest"].status)
     FAIL
+
+    A failure says what was called, with what: here ``rmatvec`` returns one
+    entry too many.
+
+    >>> class LongCumSum(CumSum):
+    ...     def _rmatvec(self, y):
+    ...         return np.append(np.cumsum(y[::-1])[::-1], 0.0)
+    >>> report = check_operator(LongCumSum(50), rng=0, raise_error=False)
+    >>> print(report["rmatvec"])
+    [FAIL] rmatvec    rmatvec of a (50,) float64 vector returned shape (51,), expected (50,)
     """
     op = aslinearoperator(op)
     skip = set(skip)
     unknown = skip - set(CHECKS)
     if unknown:
-        raise ValueError(
-            f"skip contains unknown check names {sorted(unknown)}; known: {list(CHECKS)}"
+        raise ParameterValueError(
+            "skip", f"skip contains unknown check names {sorted(unknown)}; known: {list(CHECKS)}"
         )
-    if isinstance(max_dense, bool) or not isinstance(max_dense, numbers.Integral):
-        raise TypeError(f"max_dense must be a non-negative integer, got {max_dense!r}")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    max_dense = as_int(max_dense, "max_dense", minimum=0, maximum=None)
+    n_trials = as_count(n_trials, "n_trials")
     vdtype = vector_dtype(op.dtype)
     ctx = _Context(
         op=op,
         rng=as_generator(rng),
         rtol=default_rtol(vdtype, op.shape) if rtol is None else check_tolerance("rtol", rtol),
         atol=0.0 if atol is None else check_tolerance("atol", atol),
-        n_trials=int(n_trials),
-        max_dense=int(max_dense),
+        n_trials=n_trials,
+        max_dense=max_dense,
         vdtype=vdtype,
     )
     checks = tuple(
@@ -630,6 +701,6 @@ def check_operator(
 def _describe(op: LinearOperator) -> str:
     try:
         text = repr(op)
-    except Exception:  # a broken __repr__ must not hide the report
+    except Exception:  # noqa: BLE001 (a broken __repr__ must not hide the report)
         text = f"<{op.shape[0]}x{op.shape[1]} {type(op).__name__} with dtype={op.dtype}>"
     return text if len(text) <= 200 else text[:197] + "..."

@@ -9,6 +9,8 @@ import numbers
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
+from linop._validation import ParameterTypeError, ParameterValueError, as_count
+
 __all__ = ["DotTestResult", "DotTestTrial", "default_rtol", "dottest"]
 
 #: Safety factor of the default tolerance (see :func:`default_rtol`).
@@ -83,29 +85,119 @@ def default_rtol(dtype, shape) -> float:
 
 
 def as_generator(rng) -> np.random.Generator:
-    """SciPy's ``rng`` convention: None, an int seed, a SeedSequence or a Generator."""
+    """SciPy's ``rng`` convention: None, an int seed, a SeedSequence or a Generator.
+
+    A bad ``rng`` raises linop's `ParameterTypeError` / `ParameterValueError`
+    (a `TypeError` / `ValueError`) with ``parameter == "rng"``.
+    """
+    expected = "rng must be None, an int seed, a SeedSequence or a numpy.random.Generator"
     if isinstance(rng, np.random.RandomState):
-        raise TypeError(
-            "rng must be None, an int seed, a SeedSequence or a numpy.random.Generator, "
-            "got a legacy numpy.random.RandomState"
-        )
+        raise ParameterTypeError("rng", f"{expected}, got a legacy numpy.random.RandomState")
     try:
         return np.random.default_rng(rng)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(
-            f"rng must be None, an int seed, a SeedSequence or a numpy.random.Generator, "
-            f"got {rng!r}"
-        ) from exc
+    except TypeError as exc:
+        raise ParameterTypeError("rng", f"{expected}, got {rng!r}") from exc
+    except ValueError as exc:
+        raise ParameterValueError("rng", f"{expected}, got {rng!r}") from exc
 
 
 def check_tolerance(name: str, value) -> float:
-    """Validate a tolerance: a finite-or-infinite non-negative real number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative real number, got {value!r}")
+    """Validate a tolerance: a finite-or-infinite non-negative real number.
+
+    Raises `ParameterTypeError` / `ParameterValueError` (a `TypeError` /
+    `ValueError`) with ``parameter == name``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(name, f"{name} must be a non-negative real number, got {value!r}")
     value = float(value)
     if not value >= 0:  # also rejects nan
-        raise ValueError(f"{name} must be a non-negative real number, got {value!r}")
+        raise ParameterValueError(
+            name, f"{name} must be a non-negative real number, got {value!r}"
+        )
     return value
+
+
+# -- calling the operator ----------------------------------------------------------
+class OperatorCallError(Exception):
+    """A call of the operator raised, or returned an array of the wrong shape.
+
+    The message says what was called, on an input of which shape and dtype,
+    and what went wrong, for example ``rmatvec of a (16,) float64 vector
+    returned shape (15,), expected (16,)``.
+    """
+
+
+#: The axis of ``op.shape`` that gives the length of each method's result.
+_OUTPUT_AXIS = {"matvec": 0, "matmat": 0, "rmatvec": 1, "rmatmat": 1}
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"ValueError: message"``, or only the type for an exception without a message."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def describe_input(x) -> str:
+    """``"a (16,) float64 vector"`` or ``"a (16, 3) float64 array"``."""
+    x = np.asarray(x)
+    return f"a {x.shape} {x.dtype} {'vector' if x.ndim == 1 else 'array'}"
+
+
+def _shape_of(value) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(s) for s in np.shape(value))
+    except Exception:  # noqa: BLE001 (a ragged list, an object without a shape)
+        return None
+
+
+def _refused_shape(op, name: str, x, expected: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Why SciPy's ``op.<name>`` raised, if it is the shape of the operator's own result.
+
+    SciPy's ``matvec`` and ``rmatvec`` reshape the result of the subclass's
+    ``_matvec`` / ``_rmatvec`` to the expected shape, so that a result with
+    the wrong number of elements surfaces as a bare "cannot reshape" error.
+    Calls the subclass's method once more and returns the shape of its result
+    when that has the wrong number of elements; None in every other case.
+    """
+    private = getattr(op, "_" + name, None)
+    if not isinstance(op, LinearOperator) or not callable(private):
+        return None
+    try:
+        shape = _shape_of(private(np.array(x, copy=True)))
+    except Exception:  # noqa: BLE001 (it raises itself: the original error tells more)
+        return None
+    if shape is None or math.prod(shape) == math.prod(expected):
+        return None
+    return shape
+
+
+def call_operator(op: LinearOperator, name: str, x, *, label: str | None = None):
+    """``op.<name>(x)`` (``name`` one of matvec, rmatvec, matmat, rmatmat), checked.
+
+    Returns the result, whose shape has been checked against the operator's
+    shape. An exception raised by the call, or a result of the wrong shape,
+    raises `OperatorCallError` naming the call (``label``, default ``name``),
+    the shape and dtype of ``x``, and what went wrong.
+    """
+    what = f"{label or name} of {describe_input(x)}"
+    expected = (int(op.shape[_OUTPUT_AXIS[name]]), *np.shape(x)[1:])
+    try:
+        out = getattr(op, name)(x)
+    except Exception as exc:
+        refused = _refused_shape(op, name, x, expected)
+        if refused is not None:
+            raise OperatorCallError(
+                f"{what} returned shape {refused}, expected {expected}"
+            ) from exc
+        raise OperatorCallError(f"{what} raised {describe_exception(exc)}") from exc
+    shape = _shape_of(out)
+    if shape is None:
+        raise OperatorCallError(
+            f"{what} returned a {type(out).__name__} without a shape, expected shape {expected}"
+        )
+    if shape != expected:
+        raise OperatorCallError(f"{what} returned shape {shape}, expected {expected}")
+    return out
 
 
 def fmt_number(z) -> str:
@@ -146,6 +238,12 @@ class DotTestTrial:
         The absolute tolerance ``atol + rtol * scale``.
     passed : bool
         ``abs_error <= tolerance`` (False for NaN).
+    error : str or None
+        None when both products were computed. Otherwise what went wrong:
+        which call (``matvec`` or ``rmatvec``) of an input of which shape and
+        dtype raised what, or returned which shape instead of which, for
+        example ``"rmatvec of a (16,) float64 vector returned shape (15,),
+        expected (16,)"``. Then ``passed`` is False and the numbers are NaN.
 
     See Also
     --------
@@ -177,6 +275,7 @@ class DotTestTrial:
     rel_error: float
     tolerance: float
     passed: bool
+    error: str | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -186,9 +285,10 @@ class DotTestTrial:
 class DotTestResult:
     """The outcome of :func:`dottest`.
 
-    The headline fields (``lhs`` to ``tolerance``) are those of the worst
-    trial, the one with the largest ``abs_error / tolerance``; all trials are
-    in ``trials``. ``bool(result)`` is ``result.passed``.
+    The headline fields (``lhs`` to ``tolerance``, and ``error``) are those
+    of the worst trial: one whose call of the operator failed if any, else
+    the one with the largest ``abs_error / tolerance``; all trials are in
+    ``trials``. ``bool(result)`` is ``result.passed``.
 
     Attributes
     ----------
@@ -208,6 +308,10 @@ class DotTestResult:
         Every trial, in order.
     worst : int
         The index of the worst trial in ``trials``.
+    error : str or None
+        The ``error`` of the worst trial: None when every call of
+        ``matvec`` and ``rmatvec`` returned an array of the right shape,
+        else which call failed and how (see :class:`DotTestTrial`).
 
     See Also
     --------
@@ -226,6 +330,19 @@ class DotTestResult:
     >>> worst = result.trials[result.worst]
     >>> result.rel_error == worst.rel_error <= result.rtol
     True
+    >>> print(result.error)
+    None
+
+    An operator whose ``rmatvec`` returns a vector of the wrong length fails,
+    and ``error`` says which call returned what:
+
+    >>> from scipy.sparse.linalg import LinearOperator
+    >>> A = np.arange(6.0).reshape(2, 3)
+    >>> short = LinearOperator(A.shape, matvec=lambda x: A @ x,
+    ...                        rmatvec=lambda y: (A.T @ y)[:2], dtype=A.dtype)
+    >>> result = dottest(short, rng=0, raise_error=False)
+    >>> print(result.passed, result.error)
+    False rmatvec of a (2,) float64 vector returned shape (2,), expected (3,)
     """
 
     passed: bool
@@ -241,6 +358,7 @@ class DotTestResult:
     dtype: np.dtype
     trials: tuple[DotTestTrial, ...]
     worst: int
+    error: str | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -253,14 +371,17 @@ class DotTestResult:
             f"trial {self.worst + 1} of {len(self.trials)}"
             + (f", {nfail} failed" if nfail else "")
         )
+        head = f"dottest {verdict}: {m}x{n} operator, {self.dtype} vectors ({which})"
+        if self.error is not None:
+            return "\n".join([head, f"  {self.error}", f"  passed = {self.passed}"])
         return "\n".join(
             [
-                f"dottest {verdict}: {m}x{n} operator, {self.dtype} vectors ({which})",
+                head,
                 f"  <A x, y>   = {fmt_number(self.lhs)}",
                 f"  <x, A^H y> = {fmt_number(self.rhs)}",
                 f"  |difference|   = {self.abs_error:.3e}",
-                f"  scale          = {self.scale:.3e}"
-                "  (||Ax|| ||y||/sqrt(m) + ||A^H y|| ||x||/sqrt(n))",
+                (f"  scale          = {self.scale:.3e}"
+                 "  (||Ax|| ||y||/sqrt(m) + ||A^H y|| ||x||/sqrt(n))"),
                 f"  relative error = {self.rel_error:.3e}  (|difference| / scale)",
                 f"  rtol = {self.rtol:.3e}, atol = {self.atol:.3e}",
                 f"  tolerance      = {self.tolerance:.3e}  (atol + rtol * scale)",
@@ -270,13 +391,23 @@ class DotTestResult:
 
 
 # -- the test --------------------------------------------------------------------
+def _failed_trial(error: str, vdtype) -> DotTestTrial:
+    """A trial whose products could not be computed: NaN numbers, and the error."""
+    nan = complex(math.nan, math.nan) if np.dtype(vdtype).kind == "c" else math.nan
+    return DotTestTrial(lhs=nan, rhs=nan, abs_error=math.nan, scale=math.nan,
+                        rel_error=math.nan, tolerance=math.nan, passed=False, error=error)
+
+
 def _trial(op: LinearOperator, rng, vdtype, rtol: float, atol: float) -> DotTestTrial:
     m, n = op.shape
     x = random_vector(rng, n, vdtype)
     y = random_vector(rng, m, vdtype)
     # copies: an operator that scribbles over its input must not change x or y
-    ax = np.asarray(op.matvec(x.copy()))
-    ahy = np.asarray(op.rmatvec(y.copy()))
+    try:
+        ax = np.asarray(call_operator(op, "matvec", x.copy()))
+        ahy = np.asarray(call_operator(op, "rmatvec", y.copy()))
+    except OperatorCallError as exc:
+        return _failed_trial(str(exc), vdtype)
     acc = accumulation_dtype(ax.dtype, ahy.dtype, vdtype)
     lhs = _inner(ax, y, acc)  # y^H (A x)
     rhs = _inner(x, ahy, acc)  # (A^H y)^H x
@@ -303,12 +434,13 @@ def _trial(op: LinearOperator, rng, vdtype, rtol: float, atol: float) -> DotTest
     )
 
 
-def _badness(t: DotTestTrial) -> float:
-    if math.isnan(t.abs_error):
-        return math.inf
+def _badness(t: DotTestTrial) -> tuple[bool, float]:
+    """Sort key of the trials: failed calls first, then by ``abs_error / tolerance``."""
+    if t.error is not None or math.isnan(t.abs_error):
+        return t.error is not None, math.inf
     if t.tolerance > 0:
-        return t.abs_error / t.tolerance
-    return 0.0 if t.abs_error == 0 else math.inf
+        return False, t.abs_error / t.tolerance
+    return False, 0.0 if t.abs_error == 0 else math.inf
 
 
 def dottest(
@@ -357,10 +489,13 @@ def dottest(
     AssertionError
         If a trial fails and ``raise_error`` is True. The message is
         ``str(result)``: both inner products, the absolute and relative
-        errors, the scale and the tolerance.
+        errors, the scale and the tolerance; or, when ``matvec`` or
+        ``rmatvec`` raised or returned an array of the wrong shape, which
+        call of an input of which shape failed, and how (``result.error``).
     TypeError, ValueError
         For an argument that is not an operator, a bad tolerance, ``n_trials``
-        or ``rng``.
+        or ``rng`` (linop's `ParameterTypeError` / `ParameterValueError`,
+        naming the parameter, for the last three).
 
     See Also
     --------
@@ -433,17 +568,14 @@ def dottest(
     AssertionError: dottest FAILED: 9x10 operator, float32 vectors (...)
     ...
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral):
-        raise TypeError(f"n_trials must be a positive integer, got {n_trials!r}")
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = as_count(n_trials, "n_trials")
     op = aslinearoperator(op)
     gen = as_generator(rng)
     vdtype = vector_dtype(op.dtype)
     rtol = default_rtol(vdtype, op.shape) if rtol is None else check_tolerance("rtol", rtol)
     atol = 0.0 if atol is None else check_tolerance("atol", atol)
 
-    trials = tuple(_trial(op, gen, vdtype, rtol, atol) for _ in range(int(n_trials)))
+    trials = tuple(_trial(op, gen, vdtype, rtol, atol) for _ in range(n_trials))
     worst = max(range(len(trials)), key=lambda i: _badness(trials[i]))
     w = trials[worst]
     result = DotTestResult(
@@ -460,6 +592,7 @@ def dottest(
         dtype=vdtype,
         trials=trials,
         worst=worst,
+        error=w.error,
     )
     if raise_error and not result.passed:
         raise AssertionError(str(result))
