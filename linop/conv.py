@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from linop._base import ShapedLinearOperator
 from linop._conv.engine import METHOD_NAMES, ConvDefinition, ConvEngine
 from linop._conv.geometry import ConvGeometry, conv_geometry, transpose_geometry
-from linop._conv.plan import choose_method
+from linop._conv.plan import Plan, make_plan
 from linop._validation import (
     ParameterValueError,
     as_choice,
@@ -87,9 +87,8 @@ def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, gro
     else:
         geometry = conv_geometry(spatial, kernel_size, stride=stride, padding=padding,
                                  dilation=dilation, padding_mode=padding_mode)
-    if method == "auto":
-        method = choose_method(weight, geometry, groups)
-    return ConvDefinition(weight, geometry, groups, method, bare, transposed)
+    plan = make_plan(weight, geometry, groups, method)
+    return ConvDefinition(weight, geometry, groups, plan.method, bare, transposed, plan)
 
 
 class _ConvOperatorBase(ShapedLinearOperator):
@@ -139,8 +138,19 @@ class _ConvOperatorBase(ShapedLinearOperator):
 
     @property
     def method(self) -> str:
-        """The method in use: ``"toeplitz"`` or ``"im2col"``."""
+        """The method in use: ``"toeplitz"``, ``"im2col"`` or ``"fft"``."""
         return self.definition.method
+
+    @property
+    def plan(self) -> Plan:
+        """How the method was chosen: every method's estimated build, apply and memory.
+
+        ``print(op.plan)`` shows the table.
+        """
+        plan = self.definition.plan
+        if plan is None:
+            plan = make_plan(self.definition.weight, self.geometry, self.groups, self.method)
+        return plan
 
     # -- applying --------------------------------------------------------------------------
     def _with(self, definition: ConvDefinition, engine: ConvEngine | None = None):
@@ -327,12 +337,15 @@ padding_mode : {{"zeros", "reflect", "replicate", "circular"}}, default "zeros"
     What the padding holds, as in ``torch.nn.Conv{n}d``: zeros, the input
     mirrored without repeating the edge (needs padding < size), the edge
     repeated, or the input wrapped around (needs padding <= size).
-method : {{"auto", "toeplitz", "im2col"}}, default "auto"
-    How to apply the operator: with the explicit CSR matrix, or with the
-    channel-free patch matrix followed by one GEMM per group. ``"auto"``
-    takes the explicit matrix for one channel in and out per group (when it
-    fits within `linop.get_memory_limit`), im2col otherwise. Both give the
-    same numbers.
+method : {{"auto", "toeplitz", "im2col", "fft"}}, default "auto"
+    How to apply the operator: with the explicit CSR matrix; with strided
+    gathers of the patches and one GEMM per group; or with FFTs of
+    overlapping tiles. ``"auto"`` takes the method with the least expected
+    time over a few applications, estimated from the geometry by a cost
+    model, never an explicit matrix beyond a modest budget, and never
+    ``"fft"`` for weights that are not finite: see `plan`. Every method
+    gives the same numbers to the dtype's precision, and holds a bounded
+    workspace besides its cached matrix or spectra.
 
 Attributes
 ----------
@@ -346,7 +359,10 @@ padding : tuple of (int, int)
 groups : int
 padding_mode : str
 method : str
-    The method in use, ``"toeplitz"`` or ``"im2col"``.
+    The method in use, ``"toeplitz"``, ``"im2col"`` or ``"fft"``.
+plan : Plan
+    The estimated build time, time per application and memory of every
+    method, and how the method was chosen; ``print(op.plan)`` shows them.
 geometry : ConvGeometry
     The validated per-axis sizes, stride, ``(lo, hi)`` padding and dilation.
 definition : ConvDefinition
@@ -464,7 +480,7 @@ output_padding : int or tuple of int, default 0
     strided convolution maps to the same output size.
 dilation : int or tuple of int, default 1
 groups : int, default 1
-method : {{"auto", "toeplitz", "im2col"}}, default "auto"
+method : {{"auto", "toeplitz", "im2col", "fft"}}, default "auto"
     As for :class:`Conv{n}d`.
 
 Attributes
@@ -475,6 +491,7 @@ stride, dilation, output_padding : tuple of int
 padding : tuple of (int, int)
 groups : int
 method : str
+plan : Plan
 geometry : ConvGeometry
     The geometry of the convolution this operator transposes: its
     ``input_size`` is this operator's output size.

@@ -75,7 +75,7 @@ def draw_interpolate(seed):
                    seed)
 
 
-@pytest.mark.parametrize("method", ["toeplitz", "im2col"])
+@pytest.mark.parametrize("method", ["toeplitz", "im2col", "fft"])
 @pytest.mark.parametrize("seed", range(80))
 def test_conv_live(seed, method):
     case = draw_conv(seed)
@@ -83,7 +83,7 @@ def test_conv_live(seed, method):
     assert max(errors.values()) <= golden.TOLERANCE[case["dtype"]]
 
 
-@pytest.mark.parametrize("method", ["toeplitz", "im2col"])
+@pytest.mark.parametrize("method", ["toeplitz", "im2col", "fft"])
 @pytest.mark.parametrize("seed", range(40))
 def test_conv_transpose_live(seed, method):
     case = draw_conv_transpose(seed)

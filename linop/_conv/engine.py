@@ -7,7 +7,7 @@ is the transposed convolution. It is what travels when an operator is
 pickled, copied or shipped to another process.
 
 `ConvEngine` applies the convolution ``A`` of a definition with one of the
-`METHODS` (`linop._conv.toeplitz`, `linop._conv.im2col`): ``A x``,
+`METHODS` (`linop._conv.toeplitz`, `linop._conv.im2col`, `linop._conv.fft`): ``A x``,
 ``A^T y``, ``A^H y`` and ``conj(A) x`` on blocks of columns. A convolution
 and its transpose share one engine, so the two directions can never
 diverge and caches are built once.
@@ -21,14 +21,16 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from linop._conv.fft import FFTMethod
 from linop._conv.geometry import ConvGeometry
 from linop._conv.im2col import Im2colMethod
+from linop._conv.plan import Plan
 from linop._conv.toeplitz import ToeplitzMethod, explicit_matrix
 
 __all__ = ["METHODS", "METHOD_NAMES", "ConvDefinition", "ConvEngine"]
 
 #: The ways to apply a convolution, by name.
-METHODS = {"toeplitz": ToeplitzMethod, "im2col": Im2colMethod}
+METHODS = {"toeplitz": ToeplitzMethod, "im2col": Im2colMethod, "fft": FFTMethod}
 
 #: What ``method=`` accepts.
 METHOD_NAMES = ("auto",) + tuple(METHODS)
@@ -53,6 +55,8 @@ class ConvDefinition:
         The kernel has no channel axes, and neither have the shapes.
     transposed : bool
         The operator is the transposed convolution ``A^T``.
+    plan : Plan or None
+        The estimates behind the method (see `linop._conv.plan`).
     """
 
     weight: np.ndarray
@@ -61,6 +65,7 @@ class ConvDefinition:
     method: str
     bare: bool
     transposed: bool
+    plan: Plan | None = None
 
     @property
     def c_out(self) -> int:

@@ -1,28 +1,288 @@
-"""Choosing how to apply a convolution (``method="auto"``)."""
+"""Choosing how to apply a convolution: a cost model, and the plan it gives.
+
+For every method, `estimate` predicts from the geometry alone (taps, pixels,
+channels, dtype, stride) three numbers:
+
+- ``build``: what the first applications pay once (the explicit matrix and
+  its transpose for ``"toeplitz"``; the kernel's spectra for ``"fft"``;
+  nothing for ``"im2col"``);
+- ``apply``: the time of one application, the mean of the forward and the
+  adjoint;
+- ``memory``: the bytes the method holds between applications plus its
+  workspace during one.
+
+``method="auto"`` takes the method with the least expected time
+``build + APPLICATIONS * apply`` among those whose memory fits the budget
+(`AUTO_MATRIX_BYTES` for the explicit matrix, whatever the memory limit;
+`linop.get_memory_limit` for the others). ``"fft"`` needs finite weights.
+
+The constants are seconds per unit of work, measured on this kind of machine
+(2 x86-64 cores, OpenBLAS, SciPy 1.17, NumPy 2.4) by
+``benchmarks/calibrate.py``, which fits them to timings of each method on a
+grid of geometries and prints this table; rerun it to adapt linop to another
+machine. They only need to be right where methods differ by a wide margin:
+where two methods are close, either choice is good.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 
+from linop._conv.fft import FFT_BUFFER_BYTES, fft_tile_shape
 from linop._conv.geometry import ConvGeometry
-from linop._conv.toeplitz import explicit_matrix_nbytes
+from linop._conv.im2col import PATCH_BUFFER_BYTES
+from linop._conv.toeplitz import explicit_matrix_nbytes, explicit_matrix_nnz
 from linop._memory import get_memory_limit
+from linop._threads import num_threads
 
-__all__ = ["choose_method"]
+__all__ = ["APPLICATIONS", "AUTO_MATRIX_BYTES", "COSTS", "Estimate", "Plan", "Work", "estimate",
+           "make_plan", "work"]
+
+#: The number of applications "auto" expects an operator to serve: an
+#: iterative solver applies it tens of times, a one-shot user once; 10 keeps
+#: the first result within a few applications' time of the fastest start.
+APPLICATIONS = 10
+
+#: The largest explicit matrix (with its transpose) "auto" builds, in bytes.
+#: ``tocsr()`` and ``method="toeplitz"`` build larger ones on request, up to
+#: `linop.get_memory_limit`.
+AUTO_MATRIX_BYTES = 256 * 2**20
+
+#: Seconds per unit of work, measured by ``benchmarks/calibrate.py``; per byte
+#: where the work is moving memory, per operation where it is arithmetic.
+COSTS = {
+    "call": 30e-6,               # a method's fixed cost per application
+    "csr_byte": 0.30e-9,         # a sparse product, per byte of the matrix (all cores)
+    "csr_build_entry": 9e-9,     # building the explicit matrix, per stored entry
+    "csr_transpose_entry": 6e-9, # its transpose, per stored entry
+    "pad_byte": 0.35e-9,         # padding (or folding back) the input, per byte
+    "gather_byte": 0.45e-9,      # im2col: gathering the patches, per byte
+    "scatter_byte": 1.2e-9,      # im2col adjoint: adding the patches back, per byte
+    "tap_call": 4e-6,            # im2col: one strided copy per tap and tile
+    "gemm_flop": 0.012e-9,       # one real multiply-add in a large GEMM (BLAS, all cores)
+    "gemm_byte": 0.25e-9,        # streaming a GEMM's operands, per byte (small GEMMs)
+    "fft_flop": 0.55e-9,         # per point * log2(points) of one real transform, float64
+    "mix_byte": 0.5e-9,          # mixing channels of spectra, per byte of complex values
+}
 
 
-def choose_method(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> str:
-    """The method ``"auto"`` picks for a convolution.
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What one method is expected to cost for one convolution.
 
-    The explicit matrix costs ``nnz_1 * C_out * C_in/groups`` multiply-adds
-    through a memory-bound CSR product; im2col gathers ``nnz_1 * C_in``
-    entries and hands the channel mixing to BLAS. With a single channel in
-    and out per group there is no mixing to hand over, and the matrix is
-    taken when it fits within the memory limit.
+    Attributes
+    ----------
+    method : str
+    build : float
+        Seconds paid once, by the first applications.
+    apply : float
+        Seconds per application (mean of the forward and the adjoint).
+    memory : int
+        Bytes held between applications, plus the workspace of one.
+    eligible : bool
+        Whether ``"auto"`` may take it.
+    note : str
+        Why it is not eligible, or what dominates its cost.
     """
+
+    method: str
+    build: float
+    apply: float
+    memory: int
+    eligible: bool = True
+    note: str = ""
+
+    def expected(self, applications: int = APPLICATIONS) -> float:
+        """``build + applications * apply``, in seconds."""
+        return self.build + applications * self.apply
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How an operator applies itself, and the estimates behind the choice.
+
+    ``str(plan)`` is a table, one line per method. Read it from ``op.plan``.
+
+    Attributes
+    ----------
+    method : str
+        The method in use.
+    chosen_by : str
+        ``"auto"`` (the least expected time among the eligible methods) or
+        ``"user"`` (``method=`` was given).
+    estimates : tuple of Estimate
+        One per method.
+    applications : int
+        The number of applications the expected times assume
+        (`APPLICATIONS`).
+
+    Examples
+    --------
+    >>> import numpy as np, linop
+    >>> op = linop.Conv2d(np.ones((31, 31)), (1024, 1024), padding="same")
+    >>> op.method, op.plan.chosen_by
+    ('fft', 'auto')
+    >>> print(op.plan)                              # doctest: +SKIP
+    method fft, chosen by auto: least expected time over 10 applications
+      method    build        apply      memory  expected  note
+      toeplitz  ...
+    """
+
+    method: str
+    chosen_by: str
+    estimates: tuple[Estimate, ...]
+    applications: int = APPLICATIONS
+
+    def __getitem__(self, method: str) -> Estimate:
+        return next(e for e in self.estimates if e.method == method)
+
+    def __str__(self) -> str:
+        why = ("least expected time over " f"{self.applications} applications"
+               if self.chosen_by == "auto" else "requested with method=")
+        lines = [f"method {self.method}, chosen by {self.chosen_by}: {why}",
+                 f"  {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
+                 f"{'expected':>10}  note"]
+        for e in self.estimates:
+            mark = "*" if e.method == self.method else " "
+            lines.append(
+                f"{mark} {e.method:<9} {_seconds(e.build):>10} {_seconds(e.apply):>10} "
+                f"{_bytes(e.memory):>10} {_seconds(e.expected(self.applications)):>10}  "
+                + ("" if e.eligible else "not eligible: ") + e.note)
+        return "\n".join(lines)
+
+
+def _seconds(t: float) -> str:
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t * 1e6:.0f} us"
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+# -- the estimates --------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """The work of one method: units per entry of `COSTS`, for building and per application.
+
+    Times are linear in the constants, ``sum(units * COSTS[name])``, so that
+    ``benchmarks/calibrate.py`` can fit the constants to measured times.
+    """
+
+    method: str
+    build: dict
+    apply: dict
+    memory: int
+    eligible: bool = True
+    note: str = ""
+
+    def estimate(self, costs: dict | None = None) -> Estimate:
+        costs = COSTS if costs is None else costs
+
+        def seconds(units):
+            return sum(n * costs[name] for name, n in units.items())
+
+        return Estimate(self.method, seconds(self.build), seconds(self.apply), self.memory,
+                        self.eligible, self.note)
+
+
+def _sizes(weight: np.ndarray, geometry: ConvGeometry, groups: int):
     c_out, cin_g = weight.shape[:2]
-    if c_out // groups * cin_g != 1:
-        return "im2col"
-    if explicit_matrix_nbytes(weight, geometry, groups) <= get_memory_limit():
-        return "toeplitz"
-    return "im2col"
+    c_in = cin_g * groups
+    return (c_out, cin_g, c_in, math.prod(geometry.output_size),
+            math.prod(geometry.padded_size), geometry.n_taps, weight.dtype.itemsize,
+            np.iscomplexobj(weight))
+
+
+def _toeplitz(weight, geometry, groups) -> Work:
+    *_, itemsize, cplx = _sizes(weight, geometry, groups)
+    nnz = explicit_matrix_nnz(weight, geometry)
+    memory = explicit_matrix_nbytes(weight, geometry, groups, transposed=True)
+    budget = min(AUTO_MATRIX_BYTES, get_memory_limit())
+    eligible = memory <= budget
+    note = (f"{nnz} stored entries" if eligible else
+            f"the matrix and its transpose ({_bytes(memory)}) exceed the budget of "
+            f"{_bytes(budget)}")
+    return Work("toeplitz", {"csr_build_entry": nnz, "csr_transpose_entry": nnz},
+                {"call": 1, "csr_byte": nnz * (itemsize + 4) * (2 if cplx else 1)},
+                memory, eligible, note)
+
+
+def _im2col(weight, geometry, groups) -> Work:
+    c_out, cin_g, c_in, n_out, padded, taps, itemsize, cplx = _sizes(weight, geometry, groups)
+    patch_bytes = c_in * taps * n_out * itemsize
+    tiles = max(1, -(-patch_bytes // PATCH_BUFFER_BYTES))
+    padding = geometry.padded_size != geometry.input_size
+    pad_bytes = c_in * padded * itemsize
+    apply = {  # the mean of the forward and the adjoint
+        "call": 1,
+        "pad_byte": pad_bytes * ((1 if padding else 0) + 1) / 2,
+        "gather_byte": patch_bytes / 2,
+        "scatter_byte": patch_bytes / 2,
+        "tap_call": tiles * taps,
+        "gemm_flop": c_out * cin_g * taps * n_out * (4 if cplx else 1),
+        "gemm_byte": patch_bytes + c_out * n_out * itemsize,
+    }
+    memory = min(patch_bytes, PATCH_BUFFER_BYTES) + pad_bytes
+    return Work("im2col", {}, apply, memory, memory <= get_memory_limit(),
+                f"{taps} taps x {c_in} channels gathered per output")
+
+
+def _fft(weight, geometry, groups) -> Work:
+    c_out, cin_g, c_in, n_out, padded, taps, itemsize, cplx = _sizes(weight, geometry, groups)
+    if not np.isfinite(weight).all():
+        return Work("fft", {}, {"call": math.inf}, 0, False, "the weight is not finite")
+    tile, lengths, _ = fft_tile_shape(geometry, c_in, c_out, 1, itemsize)
+    n_tiles = math.prod(-(-m // t) for m, t in zip(geometry.output_size, tile))
+    points = math.prod(lengths)
+    spectrum = points if cplx else points // lengths[-1] * (lengths[-1] // 2 + 1)
+    real_itemsize = itemsize // 2 if cplx else itemsize
+    # transforms of real data: (points log2 points), scaled by the precision's speed
+    flops = points * math.log2(max(points, 2)) * (2 if cplx else 1) * real_itemsize / 8
+    spectra_bytes = c_out * cin_g * spectrum * 2 * real_itemsize
+    apply = {
+        "call": 1,
+        "fft_flop": n_tiles * (c_in + c_out) * flops / max(1, min(2, num_threads())),
+        "mix_byte": n_tiles * (spectra_bytes + (c_in + c_out) * spectrum * 2 * real_itemsize),
+        "pad_byte": c_in * padded * itemsize,
+    }
+    build = {"fft_flop": 2 * c_out * cin_g * flops}  # both directions' spectra
+    workspace = min(FFT_BUFFER_BYTES, 4 * (c_in + c_out) * points * itemsize)
+    memory = 2 * spectra_bytes + workspace + c_in * padded * itemsize
+    return Work("fft", build, apply, memory, memory <= get_memory_limit(),
+                f"{n_tiles} tile{'s' * (n_tiles > 1)} of {'x'.join(map(str, lengths))} points")
+
+
+_WORK = {"toeplitz": _toeplitz, "im2col": _im2col, "fft": _fft}
+
+
+def work(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Work, ...]:
+    """The work of every method for a convolution."""
+    return tuple(f(weight, geometry, groups) for f in _WORK.values())
+
+
+def estimate(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Estimate, ...]:
+    """The estimates of every method for a convolution."""
+    return tuple(w.estimate() for w in work(weight, geometry, groups))
+
+
+def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
+              method: str = "auto") -> Plan:
+    """The plan of a convolution: ``method`` if given, else the least expected time."""
+    estimates = estimate(weight, geometry, groups)
+    if method != "auto":
+        return Plan(method, "user", estimates)
+    eligible = [e for e in estimates if e.eligible] or [
+        next(e for e in estimates if e.method == "im2col")]
+    best = min(eligible, key=lambda e: e.expected())
+    return Plan(best.method, "auto", estimates)
+

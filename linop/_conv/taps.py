@@ -23,7 +23,8 @@ import numpy as np
 from linop._conv.geometry import ConvGeometry
 from linop._validation import index_dtype
 
-__all__ = ["TapTable", "axis_geometry", "tap_table", "tap_table_nbytes", "toeplitz_nnz"]
+__all__ = ["TapTable", "axis_geometry", "axis_reads", "tap_table", "tap_table_nbytes",
+           "toeplitz_nnz"]
 
 
 def axis_geometry(geometry: ConvGeometry):
@@ -65,6 +66,15 @@ def _axis_read(o, n, k, s, d, lo, mode):
     else:  # circular
         i = np.mod(i, n)
     return i, None
+
+
+def axis_reads(n, m, k, s, d, lo, mode):
+    """Input index read by every output and tap of one axis, and which taps are valid.
+
+    Returns ``(index, valid)``, both ``(m, k)``; ``valid`` is None except for
+    zero padding, where taps on the padding are invalid.
+    """
+    return _axis_read(np.arange(m), n, k, s, d, lo, mode)
 
 
 def _affine_rows(m: int, step: int, inner: np.ndarray) -> np.ndarray:

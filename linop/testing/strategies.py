@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 from hypothesis import strategies as st
 
+from linop._conv.engine import METHOD_NAMES
 from linop.testing._configs import ConvConfig, UpsampleConfig
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 
 ALL_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-METHODS = ("auto", "toeplitz", "im2col")
+METHODS = METHOD_NAMES  # "auto", "toeplitz", "im2col", "fft"
 #: Upsample modes by number of spatial axes (PyTorch's restrictions).
 UPSAMPLE_MODES = {
     1: ("nearest", "nearest-exact", "linear", "area"),
@@ -260,7 +261,7 @@ def conv_configs(
         Subset of ``zeros, reflect, replicate, circular`` for convolutions
         (transposed convolutions always use zeros). Default: all.
     methods : sequence of str, optional
-        Subset of ``auto, toeplitz, im2col``. Default: all.
+        Subset of ``auto, toeplitz, im2col, fft``. Default: all.
     max_channels : int, optional
         Largest number of input and of output channels per group.
     max_groups, max_kernel, max_stride, max_dilation, max_padding : int, optional
