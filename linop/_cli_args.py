@@ -8,33 +8,50 @@ argument, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
+import stat
 import sys
+import tempfile
+import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 
 import linop
+from linop._validation import MAX_SIZE
 
 __all__ = [
     "DENSE_LIMIT",
     "CLIError",
     "SYNTAX",
+    "Terminated",
     "add_geometry_arguments",
     "Progress",
+    "atomic_write",
     "build_operator",
+    "check_fits_memory",
+    "check_operator_nbytes",
+    "check_output",
     "check_target",
     "draw_spy",
     "flag_for_parameter",
     "format_dense",
     "int_or_ints",
+    "int_value",
     "kernel_value",
     "output_format",
     "padding_value",
     "require_matplotlib",
+    "seed_value",
     "shape_value",
+    "shown",
+    "spy_summary",
     "write_matrix",
+    "written_summary",
 ]
 
 #: Largest number of matrix entries (rows * columns) printed densely.
@@ -54,11 +71,38 @@ class CLIError(Exception):
 
 
 # -- argument syntax (argparse ``type=`` functions) --------------------------------
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+def shown(text: str, limit: int = 40) -> str:
+    """``repr(text)``, shortened in the middle when long: one readable line for any input."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit // 2]!r}...{text[-8:]!r} ({len(text)} characters)"
+
+
+def _int(text: str, what: str, *, minimum: int = -MAX_SIZE) -> int:
+    """An int from ``minimum`` to 2**62; huge values are refused without converting them."""
+    t = text.strip()
+    digits = t.lstrip("+-").replace("_", "")
+    value = None
+    if not (digits.isdecimal() and len(digits) > 30):  # int() refuses 4300+ digits anyway
+        try:
+            value = int(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}") from None
+    if value is None or not minimum <= value <= MAX_SIZE:
+        bounds = (f"from {minimum} to 2**62" if minimum > -MAX_SIZE
+                  else "at most 2**62 in absolute value")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is out of range: values are {bounds}")
+    return value
+
+
+def int_value(text: str) -> int:
+    """One int, at most 2**62 in size (``--groups``, ``--out-channels``)."""
+    return _int(text, "an int")
+
+
+def seed_value(text: str) -> int:
+    """A seed of `numpy.random.SeedSequence`: an int from 0 to 2**62."""
+    return _int(text, "a non-negative int", minimum=0)
 
 
 def int_or_ints(text: str):
@@ -73,7 +117,7 @@ def shape_value(text: str) -> tuple[int, ...]:
     what = "comma-separated positive ints such as 4,4 or 3,32,32"
     values = tuple(_int(t, what) for t in text.split(","))
     if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}")
     return values
 
 
@@ -107,12 +151,12 @@ def _parse_inline_kernel(text: str) -> np.ndarray:
         except ValueError:
             bad = next(c for c in cells if not _is_float(c))
             raise argparse.ArgumentTypeError(
-                f"row {r} has {bad!r}, not a number: write values separated by ',' and rows "
+                f"row {r} has {shown(bad)}, not a number: write values separated by ',' and rows "
                 f"by ';', e.g. \"3,2,9;-2,1,3\", or give a .npy file"
             ) from None
     if len({len(v) for v in values}) > 1:
         raise argparse.ArgumentTypeError(
-            f"rows have different lengths {[len(v) for v in values]} in {text!r}"
+            f"rows have different lengths {[len(v) for v in values]} in {shown(text)}"
         )
     array = np.array(values, dtype=np.float64)
     return array[0] if len(values) == 1 else array
@@ -179,7 +223,7 @@ def add_geometry_arguments(p, *, kernel_required: bool) -> None:
                    help="padding: 1, 1,2, 1:2,0:1, same or valid (default 0)")
     g.add_argument("--dilation", metavar="D", type=int_or_ints, default=1,
                    help="dilation, per axis or for all (default 1)")
-    g.add_argument("--groups", metavar="G", type=int, default=1,
+    g.add_argument("--groups", metavar="G", type=int_value, default=1,
                    help="channel groups (default 1)")
     g.add_argument("--padding-mode", metavar="MODE", default=None,
                    choices=("zeros", "reflect", "replicate", "circular"),
@@ -236,8 +280,8 @@ def _spatial_ndim(kernel_shape, input_shape, flag: str) -> int:
     )
 
 
-def _random_kernel(args, rng):
-    """The weight of shape PyTorch's nn.Conv/ConvTranspose would make, standard normal."""
+def _random_weight_shape(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shape PyTorch's nn.Conv/ConvTranspose would give the weight, and the kernel size."""
     channels = args.out_channels is not None
     nd = len(args.input_shape) - channels
     if not 1 <= nd <= 3:
@@ -260,13 +304,85 @@ def _random_kernel(args, rng):
         lead = (c_in, c_out // g) if args.transpose else (c_out, c_in // g)
     else:
         lead = ()
+    return lead + ksize, ksize
+
+
+def _check_geometry(args, kernel_size: tuple[int, ...]) -> None:
+    """linop's own checks of the geometry, run before any random weight is drawn."""
+    from linop._conv.geometry import conv_geometry, transpose_geometry
+
+    spatial = args.input_shape[len(args.input_shape) - len(kernel_size):]
+    _, kwargs = _constructor(args, len(kernel_size), "auto")
+    geometry = {k: kwargs[k] for k in ("stride", "padding", "dilation")}
+    try:
+        if args.transpose:
+            transpose_geometry(spatial, kernel_size, output_padding=kwargs["output_padding"],
+                               **geometry)
+        else:
+            conv_geometry(spatial, kernel_size, padding_mode=kwargs["padding_mode"], **geometry)
+    except linop.ParameterError as exc:
+        raise CLIError(flag_for_parameter(exc.parameter, "--kernel-size"), str(exc)) from None
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.0f} MiB" if nbytes < 2**60 else f"{nbytes / 2**20:.3g} MiB"
+
+
+def _check_weight_nbytes(args, shape: tuple[int, ...], kernel_size: tuple[int, ...]) -> None:
+    """Refuse random weights whose drawing would exceed `linop.get_memory_limit`.
+
+    Drawing holds about four arrays of the weight's size in float64 (twice
+    that for complex dtypes): the normal draws, their sum and the casts. The
+    flag named is the one whose value makes the weight largest.
+    """
+    count = math.prod(shape)
+    nbytes = 4 * count * (16 if np.dtype(args.dtype).kind == "c" else 8)
+    limit = linop.get_memory_limit()
+    if nbytes <= limit:
+        return
+    factors = {"--kernel-size": math.prod(kernel_size)}
+    if args.out_channels is not None:
+        factors.update({"--out-channels": args.out_channels, "--input-shape": args.input_shape[0]})
+    flag = max(factors, key=factors.get)
+    raise CLIError(flag, f"the random weight would have shape {shape}, {count} entries: "
+                   f"drawing it needs about {_mib(nbytes)}, more than the memory limit of "
+                   f"{_mib(limit)}")
+
+
+def _random_kernel(args, rng):
+    """The weight of shape PyTorch's nn.Conv/ConvTranspose would make, standard normal.
+
+    Its shape, the geometry and its size are checked before anything is drawn.
+    """
+    shape, kernel_size = _random_weight_shape(args)
+    _check_geometry(args, kernel_size)
+    _check_weight_nbytes(args, shape, kernel_size)
     dtype = np.dtype(args.dtype)
-    shape = lead + ksize
     if dtype.kind == "c":
         w = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / math.sqrt(2)
     else:
         w = rng.standard_normal(shape)
     return w.astype(dtype)
+
+
+def _constructor(args, nd: int, method: str):
+    """The operator's class for ``nd`` spatial axes, and its keyword arguments."""
+    padding = args.padding
+    if isinstance(padding, tuple) and len(padding) == 1 and isinstance(padding[0], tuple):
+        padding = padding * nd  # one lo:hi pair for every axis
+    kwargs = dict(stride=args.stride, padding=padding, dilation=args.dilation,
+                  groups=args.groups, method=method)
+    if args.transpose:
+        if args.padding_mode not in (None, "zeros"):
+            raise CLIError("--padding-mode", f"transposed convolutions pad with zeros only, "
+                           f"got {args.padding_mode!r}")
+        kwargs["output_padding"] = args.output_padding or 0
+        return getattr(linop, f"ConvTranspose{nd}d"), kwargs
+    if args.output_padding is not None:
+        raise CLIError("--output-padding", "applies to transposed convolutions only "
+                       "(add --transpose)")
+    kwargs["padding_mode"] = args.padding_mode or "zeros"
+    return getattr(linop, f"Conv{nd}d"), kwargs
 
 
 def build_operator(args, *, method: str = "auto", rng=None):
@@ -288,23 +404,7 @@ def build_operator(args, *, method: str = "auto", rng=None):
         kernel = _random_kernel(args, rng)
         origin = "random standard normal"
     nd = _spatial_ndim(kernel.shape, args.input_shape, kernel_flag)
-    padding = args.padding
-    if isinstance(padding, tuple) and len(padding) == 1 and isinstance(padding[0], tuple):
-        padding = padding * nd  # one lo:hi pair for every axis
-    kwargs = dict(stride=args.stride, padding=padding, dilation=args.dilation,
-                  groups=args.groups, method=method)
-    if args.transpose:
-        if args.padding_mode not in (None, "zeros"):
-            raise CLIError("--padding-mode", f"transposed convolutions pad with zeros only, "
-                           f"got {args.padding_mode!r}")
-        cls = getattr(linop, f"ConvTranspose{nd}d")
-        kwargs["output_padding"] = args.output_padding or 0
-    else:
-        if args.output_padding is not None:
-            raise CLIError("--output-padding", "applies to transposed convolutions only "
-                           "(add --transpose)")
-        cls = getattr(linop, f"Conv{nd}d")
-        kwargs["padding_mode"] = args.padding_mode or "zeros"
+    cls, kwargs = _constructor(args, nd, method)
     try:
         return cls(kernel, args.input_shape, **kwargs), origin
     except linop.MatrixTooLargeError as exc:
@@ -335,42 +435,249 @@ def build_matrix(op, progress):
         raise CLIError(None, str(exc)) from None
 
 
+def check_operator_nbytes(op) -> int:
+    """About the most memory `linop.testing.check_operator` holds for ``op``, in bytes.
+
+    An upper estimate, from the sizes alone (nothing is built):
+
+    - its ``tocsr`` check builds the explicit matrices of ``op``, ``op.H``
+      and ``op.T`` and compares them, while the operator may cache its own:
+      about four times the peak of building ``A`` and ``A^T`` together
+      (`linop._conv.toeplitz.explicit_matrix_nbytes`);
+    - the other checks apply the operator to random vectors and blocks of
+      three columns of ``m`` and ``n`` entries, and compare copies and
+      results in float64 or complex128: about 32 vectors of ``m + n``
+      entries;
+    - small operators (``m * n`` and ``n * n`` at most ``10**6``) are also
+      compared entry by entry with dense matrices: the ``n x n`` identity
+      and a copy, and about six ``m x n`` arrays.
+    """
+    from linop._conv.toeplitz import explicit_matrix_nbytes
+
+    d = op.definition
+    matrix = explicit_matrix_nbytes(d.weight, d.geometry, d.groups, transposed=True)
+    m, n = op.shape
+    itemsize = 16 if np.dtype(op.dtype).kind == "c" else 8
+    dense = (2 * n * n + 6 * m * n) * itemsize if max(m * n, n * n) <= 10**6 else 0
+    return 4 * matrix + 32 * (m + n) * itemsize + dense
+
+
+def check_fits_memory(op, input_shape) -> None:
+    """Refuse, naming ``--input-shape``, to check an operator beyond `linop.get_memory_limit`."""
+    nbytes, limit = check_operator_nbytes(op), linop.get_memory_limit()
+    if nbytes > limit:
+        m, n = op.shape
+        raise CLIError("--input-shape", f"{input_shape} gives a {m} x {n} operator: checking it "
+                       f"needs about {_mib(nbytes)} (its explicit matrix for the tocsr check, "
+                       f"random vectors of {m} and {n} entries), more than the memory limit of "
+                       f"{_mib(limit)}: use a smaller --input-shape")
+
+
 # -- output ---------------------------------------------------------------------------
-def check_target(flag: str, path: str) -> None:
-    """Fail before any work when ``path`` cannot be a new file (no such directory)."""
+def check_target(flag: str, path: str, force: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be a new file, or exists without ``force``."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CLIError(flag, f"cannot write {path!r}: no such directory {directory!r}")
     if os.path.isdir(path):
         raise CLIError(flag, f"cannot write {path!r}: it is a directory")
+    if os.path.lexists(path) and not force:
+        raise CLIError(flag, _exists(path))
+
+
+def _exists(path: str) -> str:
+    return f"{path!r} already exists: add --force to overwrite it"
 
 
 def output_format(path: str) -> str:
-    """``.mtx`` or ``.npz`` from the file name, or CLIError."""
+    """``.mtx`` or ``.npz`` from the file name (any case), or CLIError."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         what = f"unknown extension {ext!r}" if ext else "no extension"
         raise CLIError("-o/--output", f"{path!r} has {what}: use .mtx (Matrix Market) or "
                        ".npz (SciPy sparse)")
-    check_target("-o/--output", path)
     return ext
 
 
-def write_matrix(path: str, matrix, comment: str) -> None:
-    """Write ``matrix`` to ``path`` (.mtx with scipy.io.mmwrite, .npz with save_npz)."""
+def check_output(path: str, force: bool = False) -> str:
+    """The format of ``-o FILE``, checked with its target before any work."""
+    ext = output_format(path)
+    check_target("-o/--output", path, force)
+    return ext
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during a write (exit status 143); a BaseException like KeyboardInterrupt."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM as exceptions, each at most once, deferrable; handlers restored after.
+
+    Within the ``with`` block (in the main thread; elsewhere Python cannot
+    handle signals and nothing changes), SIGINT raises KeyboardInterrupt and
+    SIGTERM raises `Terminated`, except inside ``deferred()``, which holds
+    them back to its end. After the first, further signals are ignored, so
+    that nothing interrupts the cleanup. Signals set to be ignored stay so.
+    """
+
+    _EXCEPTIONS: ClassVar[dict[str, type[BaseException]]] = {
+        "SIGINT": KeyboardInterrupt, "SIGTERM": Terminated}
+
+    def __init__(self):
+        self._previous = {}
+        self._deferring = False
+        self._pending = None
+        self._fired = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self._EXCEPTIONS:
+                signum = getattr(signal, name, None)
+                if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self._fired:
+            return
+        if self._deferring:
+            self._pending = signum
+            return
+        self._raise(signum)
+
+    def _raise(self, signum):
+        self._fired = True
+        raise self._EXCEPTIONS[signal.Signals(signum).name](f"signal {signum}")
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Hold signals back until the end of the block (where they raise)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self._pending is not None and not self._fired:
+                self._raise(self._pending)
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode of the file that ``path`` is, else of a new file (0o666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync(path: str, directory: bool = False) -> None:
+    """Flush ``path`` to disk (a directory: best effort, not every system can)."""
+    try:
+        fd = os.open(path, os.O_RDONLY if directory else os.O_RDWR)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _publish(temporary: str, target: str, force: bool, flag: str, shown_path: str) -> None:
+    """Move the complete ``temporary`` onto ``target`` in one step.
+
+    With ``force``, `os.replace`. Without, a hard link, which fails if
+    ``target`` appeared meanwhile: a file is never overwritten unasked.
+    """
+    if force:
+        os.replace(temporary, target)
+        return
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise CLIError(flag, _exists(shown_path)) from None
+    except OSError:  # no hard links on this file system
+        if os.path.lexists(target):
+            raise CLIError(flag, _exists(shown_path)) from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
+
+
+def atomic_write(path: str, write, *, force: bool = False, flag: str = "-o/--output") -> None:
+    """Write a file through ``write(temporary_path)`` so that ``path`` is complete or untouched.
+
+    ``write`` writes a temporary file in the target's directory, named
+    ``.NAME.XXXXXXXX.ext`` (the same extension, in lower case, so that SciPy
+    and Matplotlib pick the right format); once it is complete and flushed to
+    disk it replaces ``path`` in one step (`os.replace`). On any failure, on
+    Ctrl-C (KeyboardInterrupt) and on SIGTERM (`Terminated`, from a handler
+    installed for the duration of the write) the temporary file is removed
+    and the exception propagates: ``path``, if it existed, is the previous
+    complete file. A symbolic link is followed: the file it points to is
+    replaced. An OSError becomes a CLIError with exit status 1.
+    """
+    target = os.path.realpath(path)
+    directory, name = os.path.split(target)
+    temporary = None
+    with _Signals() as signals:
+        try:
+            with signals.deferred():  # the temporary file exists only once its name is known
+                fd, temporary = tempfile.mkstemp(
+                    dir=directory, prefix=f".{name}.", suffix=os.path.splitext(name)[1].lower())
+            os.close(fd)
+            os.chmod(temporary, _new_file_mode(target))
+            write(temporary)
+            _fsync(temporary)
+            _publish(temporary, target, force, flag, path)
+            temporary = None
+            _fsync(directory, directory=True)
+        except OSError as exc:
+            raise CLIError(None, f"cannot write {path!r}: {exc.strerror or exc}",
+                           status=1) from None
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+
+def write_matrix(path: str, matrix, comment: str, *, force: bool = False) -> None:
+    """Write ``matrix`` to ``path`` (.mtx with scipy.io.mmwrite, .npz with save_npz), atomically."""
     import scipy.io
     import scipy.sparse
 
-    try:
-        if output_format(path) == ".mtx":
-            # scipy's mmwrite ignores a path it cannot open; opening it here raises
-            with open(path, "wb"):
-                pass
-            scipy.io.mmwrite(path, matrix, comment=comment, symmetry="general")
-        else:
-            scipy.sparse.save_npz(path, matrix)
-    except OSError as exc:
-        raise CLIError(None, f"cannot write {path!r}: {exc.strerror or exc}", status=1) from None
+    if output_format(path) == ".mtx":
+        def write(temporary):
+            scipy.io.mmwrite(temporary, matrix, comment=comment, symmetry="general")
+    else:
+        def write(temporary):
+            scipy.sparse.save_npz(temporary, matrix)
+    atomic_write(path, write, force=force, flag="-o/--output")
+
+
+def written_summary(path: str, matrix) -> str:
+    """What ``-o`` wrote, one line for stdout."""
+    m, n = matrix.shape
+    return (f"wrote {path}: {m} x {n} matrix, {matrix.nnz} stored entries "
+            f"({FORMATS[output_format(path)]})")
+
+
+def spy_summary(path: str, matrix) -> str:
+    """What ``--spy`` drew, one line for stdout."""
+    m, n = matrix.shape
+    kind = os.path.splitext(path)[1].lstrip(".").upper()
+    return (f"wrote {path}: sparsity pattern of the {m} x {n} matrix, {matrix.nnz} stored "
+            f"entries ({kind} image)")
 
 
 def _cell(value) -> str:
@@ -386,7 +693,7 @@ def format_dense(matrix) -> str:
     return "".join(" ".join(c.rjust(width) for c in row) + "\n" for row in cells)
 
 
-def require_matplotlib(path: str) -> None:
+def require_matplotlib(path: str, force: bool = False) -> None:
     """Fail early, naming --spy, when matplotlib is missing or cannot write ``path``."""
     try:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -398,11 +705,11 @@ def require_matplotlib(path: str) -> None:
     if ext not in supported:
         raise CLIError("--spy", f"cannot draw {path!r}: use an image extension matplotlib "
                        f"writes ({', '.join('.' + e for e in sorted(supported))})")
-    check_target("--spy", path)
+    check_target("--spy", path, force)
 
 
-def draw_spy(path: str, matrix, title: str) -> None:
-    """Draw the sparsity pattern (every stored entry) of ``matrix`` to an image file."""
+def draw_spy(path: str, matrix, title: str, *, force: bool = False) -> None:
+    """Draw the sparsity pattern (every stored entry) of ``matrix`` to an image file, atomically."""
     from matplotlib.figure import Figure
 
     m, n = matrix.shape
@@ -421,10 +728,9 @@ def draw_spy(path: str, matrix, title: str) -> None:
         ax.imshow(image, cmap="Greys", interpolation="nearest", vmin=0, vmax=1,
                   extent=(-0.5, n - 0.5, m - 0.5, -0.5), aspect="equal")
     ax.set_title(title, fontsize=9)
-    try:
-        fig.savefig(path, dpi=150)
-    except OSError as exc:
-        raise CLIError(None, f"cannot write {path!r}: {exc.strerror or exc}", status=1) from None
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=150, format=ext),
+                 force=force, flag="--spy")
 
 
 # -- progress -------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from linop import _cli_args as ca
 
 __all__ = ["main", "build_parser"]
 
-_EXIT = "exit status: 0 success, 1 {one}, 2 bad arguments"
+_EXIT = ("exit status: 0 success, 1 {one}, 2 bad arguments (sizes included), 130 "
+         "interrupted, 143 terminated")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the explicit matrix A of a convolution (torch.nn.functional."
         "conv1d/2d/3d), or of a transposed convolution with --transpose: y.ravel() = "
         "A @ x.ravel() with C-order flattening. Write it with -o, draw its sparsity "
-        f"pattern with --spy, or, without -o, print it densely (at most {ca.DENSE_LIMIT} "
-        "entries).",
+        f"pattern with --spy, or, without either, print it densely (at most "
+        f"{ca.DENSE_LIMIT} entries). Each file written is announced on stdout.",
         epilog=ca.SYNTAX + "\nexamples:\n"
         '  linop matrix --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
         "  linop matrix --kernel w.npy --input-shape 3,32,32 --stride 2 --padding 1 -o A.npz\n"
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--spy", metavar="IMAGE",
                      help="draw the sparsity pattern to IMAGE.png (or .pdf, .svg); needs "
                      "matplotlib")
+    out.add_argument("--force", action="store_true",
+                     help="overwrite FILE and IMAGE if they exist (refused otherwise); files "
+                     "are always replaced whole, never left half-written")
     matrix.set_defaults(run=_cmd_matrix, parser=matrix)
 
     check = commands.add_parser(
@@ -98,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     rand = check.add_argument_group("random weights (without --kernel) and the checks")
     rand.add_argument("--kernel-size", metavar="K", type=ca.int_or_ints, default=None,
                       help="kernel size, per spatial axis or for all (default 3)")
-    rand.add_argument("--out-channels", metavar="N", type=int, default=None,
+    rand.add_argument("--out-channels", metavar="N", type=ca.int_value, default=None,
                       help="output channels; then --input-shape is C_in,*spatial (default: "
                       "a bare kernel, no channel axis)")
-    rand.add_argument("--seed", metavar="N", type=int, default=None,
-                      help="seed of the random weights and test vectors (default: random, "
-                      "printed)")
+    rand.add_argument("--seed", metavar="N", type=ca.seed_value, default=None,
+                      help="seed of the random weights and test vectors, 0 to 2**62 (default: "
+                      "random, printed)")
     rand.add_argument("--method", metavar="METHOD", default="auto",
                       choices=("auto", "toeplitz", "im2col"),
                       help="auto, toeplitz or im2col: how the operator applies itself "
@@ -125,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------
 def _cmd_matrix(args) -> int:
     if args.output is not None:
-        ca.output_format(args.output)
+        ca.check_output(args.output, args.force)
     if args.spy is not None:
-        ca.require_matplotlib(args.spy)
+        ca.require_matplotlib(args.spy, args.force)
     with ca.Progress() as progress:
         op, _ = ca.build_operator(args)
         m, n = op.shape
@@ -137,23 +141,31 @@ def _cmd_matrix(args) -> int:
                               "-o FILE.npz")
         matrix = ca.build_matrix(op, progress)
         summary = f"{m} x {n}, {matrix.nnz} stored entries"
+        if args.output is None and args.spy is None:
+            progress.clear()
+            sys.stdout.write(f"# {ca.describe(op)}; matrix {summary}\n")
+            sys.stdout.write(ca.format_dense(matrix))
+            return 0
         if args.output is not None:
             progress.phase(f"writing {args.output} ({summary})")
             ca.write_matrix(args.output, matrix, f"linop {linop.__version__}: {ca.describe(op)}"
                             "\nrows: output (C-order flattened), columns: input (C-order "
-                            "flattened)")
+                            "flattened)", force=args.force)
+            _report(progress, ca.written_summary(args.output, matrix))
         if args.spy is not None:
             progress.phase(f"drawing {args.spy}")
             ca.draw_spy(args.spy, matrix, f"{type(op).__name__} {op.input_shape} -> "
-                        f"{op.output_shape}: {summary}")
-        if args.output is None and m * n <= ca.DENSE_LIMIT:
-            progress.clear()
-            sys.stdout.write(f"# {ca.describe(op)}; matrix {summary}\n")
-            sys.stdout.write(ca.format_dense(matrix))
-        else:
-            progress.done(f"wrote {' and '.join(f for f in (args.output, args.spy) if f)} "
-                          f"({summary})")
+                        f"{op.output_shape}: {summary}", force=args.force)
+            _report(progress, ca.spy_summary(args.spy, matrix))
+        progress.done(f"wrote {' and '.join(f for f in (args.output, args.spy) if f)} "
+                      f"({summary})")
     return 0
+
+
+def _report(progress, line: str) -> None:
+    """One line on stdout, on a clean line when the progress shares the terminal."""
+    progress.clear()
+    print(line, flush=True)
 
 
 def _cmd_check(args) -> int:
@@ -172,6 +184,7 @@ def _cmd_check(args) -> int:
         progress.phase("building the operator")
         op, origin = ca.build_operator(args, method=args.method,
                                        rng=np.random.default_rng(weight_seed))
+        ca.check_fits_memory(op, args.input_shape)
         progress.phase(f"checking the {op.shape[0]} x {op.shape[1]} operator")
         report = check_operator(op, rng=vector_seed, raise_error=False)
         progress.clear()
@@ -229,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"linop {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ca.Terminated:
+        print(f"linop {args.command}: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # e.g. `linop matrix ... | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -14,8 +14,12 @@ import io
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -60,6 +64,11 @@ def assert_same_matrix(actual, expected):
     assert actual.shape == expected.shape
     assert (actual != expected).nnz == 0  # exact equality, entry by entry
     np.testing.assert_array_equal(actual.toarray(), expected.toarray())
+
+
+def wrote(path, shape, nnz, kind):
+    """The line on stdout after ``-o path``."""
+    return f"wrote {path}: {shape} matrix, {nnz} stored entries ({kind})\n"
 
 
 def assert_usage_error(code, out, err, prog, flag):
@@ -155,7 +164,8 @@ def test_too_large_to_print_says_to_use_output(capsys):
 def test_blog_kernel_to_mtx(capsys, tmp_path):
     path = tmp_path / "blog.mtx"
     code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", path)
-    assert (code, out, err) == (0, "", "")  # quiet when stderr is not a terminal
+    # no progress when stderr is not a terminal; stdout says what was written
+    assert (code, out, err) == (0, wrote(path, "4 x 16", 36, "Matrix Market"), "")
     matrix = read_back(path)
     assert_same_matrix(matrix, linop.conv_matrix(BLOG_KERNEL, (4, 4)))
     np.testing.assert_array_equal(matrix.toarray(), BLOG_MATRIX)
@@ -205,7 +215,8 @@ def test_exported_files_equal_the_python_api(capsys, tmp_path, ext):
     for i, (options, expected) in enumerate(_configs(tmp_path)):
         path = tmp_path / f"a{i}{ext}"
         code, out, err = run(capsys, "matrix", *options, "-o", path)
-        assert (code, out, err) == (0, "", ""), options
+        assert (code, err) == (0, ""), options
+        assert out.startswith(f"wrote {path}: ") and out.count("\n") == 1
         reference = expected()
         matrix = read_back(path)
         assert matrix.dtype == np.float64
@@ -265,7 +276,9 @@ def test_spy_draws_a_png(capsys, tmp_path):
     # a matrix larger than the marker limit is drawn as a binned image
     code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "30,30",
                          "--spy", large)
-    assert (code, out, err) == (0, "", "")
+    spy_line = (f"wrote {large}: sparsity pattern of the 784 x 900 matrix, 7056 stored "
+                "entries (PNG image)\n")
+    assert (code, out, err) == (0, spy_line, "")
     for path in (small, large):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -552,19 +565,20 @@ def test_matrix_export_shows_progress_on_a_terminal(capsys, tmp_path, monkeypatc
     assert "building the 1444 x 1600 matrix..." in text
     assert f"writing {path} (1444 x 1600, 12996 stored entries)..." in text
     assert text.endswith(" s\n")
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == wrote(path, "1444 x 1600", 12996, "Matrix Market")
 
 
 # -- real processes ---------------------------------------------------------------------------
-def _run_process(argv, **kwargs):
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+def _run_process(argv, timeout=120, **kwargs):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def test_python_m_linop_exports_the_blog_matrix(tmp_path):
     path = tmp_path / "blog.mtx"
     proc = _run_process([sys.executable, "-m", "linop", "matrix", "--kernel", BLOG,
                          "--input-shape", "4,4", "-o", str(path)])
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == wrote(path, "4 x 16", 36, "Matrix Market")
     assert_same_matrix(read_back(path), linop.conv_matrix(BLOG_KERNEL, (4, 4)))
 
 
@@ -618,7 +632,313 @@ def test_progress_in_a_real_terminal(tmp_path):
     finally:
         os.close(master)
     text = b"".join(chunks).decode()
-    assert proc.returncode == 0 and proc.stdout == b""
+    assert proc.returncode == 0
+    assert proc.stdout.decode() == wrote(path, "324 x 400", 2916, "SciPy sparse")
     assert "linop: building the 324 x 400 matrix..." in text
     assert f"linop: wrote {path} (324 x 400, 2916 stored entries) in" in text
     assert_same_matrix(read_back(path), linop.conv_matrix(BLOG_KERNEL, (20, 20)))
+
+
+# -- sizes: refused in one line, before any work --------------------------------------------
+HUGE = "1" + "0" * 30  # 10**30
+MANY_DIGITS = "9" * 5000  # more digits than int() converts
+
+
+@pytest.mark.parametrize(
+    "command, argv, flag",
+    [
+        ("matrix", ["--kernel", "1,2,3", "--input-shape", HUGE], "--input-shape"),
+        ("matrix", ["--kernel", "1,2,3", "--input-shape", 8, "--stride", HUGE], "--stride"),
+        ("matrix", ["--kernel", "1,2,3", "--input-shape", 8, "--padding", HUGE], "--padding"),
+        ("matrix", ["--kernel", "1,2;3,4", "--input-shape", "4,4", "--transpose", "--stride",
+                    10**9], "--stride"),
+        ("check", ["--input-shape", "8,8", "--seed", -1], "--seed"),
+        ("check", ["--input-shape", "8,8", "--seed", 2**62 + 1], "--seed"),
+        ("check", ["--input-shape", "8,8", "--out-channels", HUGE], "--out-channels"),
+        ("check", ["--input-shape", "8,8", "--kernel-size", HUGE], "--kernel-size"),
+    ],
+)
+def test_huge_and_negative_sizes_are_one_line_errors(capsys, command, argv, flag):
+    code, out, err = run(capsys, command, *argv)
+    assert_usage_error(code, out, err, f"linop {command}", f"argument {flag}: ")
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [("matrix", "--input-shape"), ("matrix", "--stride"), ("matrix", "--padding"),
+     ("matrix", "--dilation"), ("matrix", "--groups"), ("matrix", "--output-padding"),
+     ("check", "--seed"), ("check", "--out-channels"), ("check", "--kernel-size")],
+)
+def test_numbers_with_thousands_of_digits_are_refused_while_parsing(capsys, command, flag):
+    argv = ["--kernel", "1,2,3", "--input-shape", 8, "--transpose"] if command == "matrix" \
+        else ["--input-shape", "8,8"]
+    code, out, err = run(capsys, command, *argv, flag, MANY_DIGITS)
+    assert_usage_error(code, out, err, f"linop {command}", f"argument {flag}: ")
+    assert "out of range" in err and "(5000 characters)" in err
+    assert len(err) < 200  # the value is shortened, not echoed
+
+
+@pytest.fixture
+def random_draws(monkeypatch):
+    """The sizes of the random weights `linop check` draws (its generator, wrapped)."""
+    sizes = []
+    real_default_rng = np.random.default_rng
+
+    class Recording:
+        def __init__(self, rng):
+            self._rng = rng
+
+        def standard_normal(self, size=None, **kwargs):
+            sizes.append(size)
+            return self._rng.standard_normal(size, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._rng, name)
+
+    monkeypatch.setattr(np.random, "default_rng",
+                        lambda *args, **kwargs: Recording(real_default_rng(*args, **kwargs)))
+    return sizes
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--input-shape", "8,8", "--kernel-size", 5000], "--input-shape"),  # does not fit
+        (["--input-shape", "8,8", "--kernel-size", 10**6, "--transpose"], "--kernel-size"),
+        (["--input-shape", "3,8,8", "--out-channels", 10**12], "--out-channels"),
+        (["--input-shape", "10000000000,8,8", "--out-channels", 1], "--input-shape"),
+    ],
+)
+def test_random_weights_are_checked_before_drawing(capsys, random_draws, argv, flag):
+    code, out, err = run(capsys, "check", *argv)
+    assert_usage_error(code, out, err, "linop check", f"argument {flag}: ")
+    assert random_draws == []
+
+
+def test_random_weights_within_the_memory_limit(capsys, random_draws):
+    """4096 x 3 x 3 x 3 float64 weights take 4 x 110592 x 8 bytes to draw: over 1 MiB."""
+    with linop.memory_limit(2**20):
+        code, out, err = run(capsys, "check", "--input-shape", "3,8,8", "--out-channels", 4096)
+    assert_usage_error(code, out, err, "linop check", "argument --out-channels: ")
+    assert "memory limit of 1 MiB" in err and random_draws == []
+
+
+def test_check_refuses_before_any_work(capsys, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("check_operator ran")
+
+    monkeypatch.setattr(linop.testing, "check_operator", must_not_run)
+    with linop.memory_limit(2**20):
+        code, out, err = run(capsys, "check", "--kernel", BLOG, "--input-shape", "64,64")
+    assert_usage_error(code, out, err, "linop check", "argument --input-shape: ")
+    assert "(64, 64) gives a 3844 x 4096 operator" in err and "memory limit of 1 MiB" in err
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: linop.Conv2d(rng.standard_normal((3, 3)), (30, 30)),  # dense comparison
+        lambda rng: linop.Conv2d(rng.standard_normal((4, 3, 3, 3)), (3, 40, 40),
+                                 method="toeplitz"),
+        lambda rng: linop.ConvTranspose2d(rng.standard_normal((4, 2, 3, 3)) + 1j, (4, 48, 48),
+                                          stride=2),
+        lambda rng: linop.Conv1d(rng.standard_normal(5), (100_000,), padding=2,
+                                 padding_mode="circular", method="im2col"),
+    ],
+)
+def test_check_memory_estimate_bounds_the_peak(make):
+    """What check_operator allocates (traced by tracemalloc) is at most the CLI's estimate."""
+    op = make(np.random.default_rng(0))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        report = linop.testing.check_operator(op, rng=0, raise_error=False)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert report.passed, report
+    estimate = _cli_args.check_operator_nbytes(op)
+    assert peak <= estimate <= 4 * peak
+
+
+def test_check_of_a_huge_image_is_refused_at_once():
+    """20000 x 20000 would run for minutes and allocate hundreds of GiB: refused at once."""
+    start = time.monotonic()
+    proc = _run_process([sys.executable, "-m", "linop", "check", "--input-shape", "20000,20000",
+                         "--seed", "0"], timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("linop check: error: argument --input-shape: (20000, 20000) "
+                                  "gives a 399920004 x 400000000 operator: checking it needs "
+                                  "about ")
+    assert time.monotonic() - start < 30
+
+
+# -- files: never overwritten unasked, never half-written ------------------------------------
+def test_output_is_not_overwritten_without_force(capsys, tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("precious\n")
+    argv = ["matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", path]
+    code, out, err = run(capsys, *argv)
+    assert_usage_error(code, out, err, "linop matrix", "argument -o/--output: ")
+    assert f"'{path}' already exists: add --force to overwrite it" in err
+    assert path.read_text() == "precious\n"
+    code, out, err = run(capsys, *argv, "--force")
+    assert (code, out, err) == (0, wrote(path, "4 x 16", 36, "Matrix Market"), "")
+    np.testing.assert_array_equal(read_back(path).toarray(), BLOG_MATRIX)
+
+
+def test_spy_is_not_overwritten_without_force(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    image, matrix = tmp_path / "A.png", tmp_path / "A.npz"
+    image.write_bytes(b"precious")
+    argv = ["matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", matrix, "--spy", image]
+    code, out, err = run(capsys, *argv)
+    assert_usage_error(code, out, err, "linop matrix", "argument --spy: ")
+    assert image.read_bytes() == b"precious"
+    assert not matrix.exists()  # refused before any work
+    code, out, err = run(capsys, *argv, "--force")
+    assert (code, err) == (0, "")
+    assert out == (wrote(matrix, "4 x 16", 36, "SciPy sparse") + f"wrote {image}: sparsity "
+                   "pattern of the 4 x 16 matrix, 36 stored entries (PNG image)\n")
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_force_keeps_the_mode_and_follows_links(capsys, tmp_path):
+    real, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o640)
+    link.symlink_to(real)
+    code, out, _ = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", link,
+                       "--force")
+    assert (code, out) == (0, wrote(link, "4 x 16", 36, "SciPy sparse"))
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(read_back(real).toarray(), BLOG_MATRIX)
+    # a new file gets the usual mode (not the private one of a temporary file)
+    new = tmp_path / "new.mtx"
+    assert run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", new)[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("name", ["A.MTX", "A.Npz"])
+def test_upper_case_extensions_write_exactly_that_file(capsys, tmp_path, name):
+    path = tmp_path / name
+    assert run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", "-o", path)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    loaded = sp.csr_array(scipy.io.mmread(str(path))) if name.endswith("MTX") \
+        else sp.load_npz(str(path))
+    np.testing.assert_array_equal(loaded.toarray(), BLOG_MATRIX)
+
+
+def _failing_writer(exception, seen):
+    """A stand-in for mmwrite / save_npz / savefig: some bytes, then ``exception``."""
+    def write(target, *args, **kwargs):
+        seen.append(str(target))
+        with open(target, "wb") as f:
+            f.write(b"half a matri")
+        raise exception
+    return write
+
+
+@pytest.mark.parametrize("ext", [".mtx", ".npz", ".png"])
+@pytest.mark.parametrize(
+    "exception, status, message",
+    [
+        (OSError(28, "No space left on device"), 1,
+         "error: cannot write '{path}': No space left on device"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_a_failed_write_keeps_the_previous_file(capsys, tmp_path, monkeypatch, ext, exception,
+                                                status, message):
+    seen = []
+    if ext == ".mtx":
+        monkeypatch.setattr(scipy.io, "mmwrite", _failing_writer(exception, seen))
+    elif ext == ".npz":
+        monkeypatch.setattr(sp, "save_npz", _failing_writer(exception, seen))
+    else:
+        figure = pytest.importorskip("matplotlib.figure")
+        monkeypatch.setattr(figure.Figure, "savefig",
+                            lambda self, target, **kw: _failing_writer(exception, seen)(target))
+    path = tmp_path / f"A{ext}"
+    path.write_bytes(b"the previous good file")
+    flag = "--spy" if ext == ".png" else "-o"
+    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4", flag, path,
+                         "--force")
+    assert (code, out) == (status, "")
+    assert err == f"linop matrix: {message.format(path=path)}\n"
+    assert path.read_bytes() == b"the previous good file"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    # the temporary file was beside the target, hidden, with the target's extension
+    (temporary,) = seen
+    assert os.path.dirname(temporary) == str(tmp_path)
+    assert os.path.basename(temporary).startswith(f".A{ext}.") and temporary.endswith(ext)
+
+
+@pytest.mark.skipif(not hasattr(signal, "raise_signal"), reason="needs signal.raise_signal")
+def test_sigterm_during_a_write_in_process(capsys, tmp_path, monkeypatch):
+    """SIGTERM raises inside the write; the temporary goes, the old handler comes back."""
+    class Unexpected(Exception):
+        pass
+
+    def test_handler(signum, frame):
+        raise Unexpected("the CLI did not handle SIGTERM itself")
+
+    def terminated_midway(target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(b"half")
+        signal.raise_signal(signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the write")
+
+    previous = signal.signal(signal.SIGTERM, test_handler)
+    try:
+        monkeypatch.setattr(sp, "save_npz", terminated_midway)
+        path = tmp_path / "A.npz"
+        code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
+                             "-o", path)
+        assert signal.getsignal(signal.SIGTERM) is test_handler  # restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (code, out, err) == (143, "", "linop matrix: terminated\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("previous", [b"the previous good file\n", None])
+def test_sigterm_during_a_large_export(tmp_path, previous):
+    """A real process, killed while it writes ~90 MB of Matrix Market: nothing half-written."""
+    target = tmp_path / "big.mtx"
+    if previous is not None:
+        target.write_bytes(previous)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linop", "matrix", "--kernel", BLOG, "--input-shape", "800,800",
+         "-o", str(target), "--force"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".big.mtx.*.mtx")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no temporary file appeared (exit status {proc.poll()})")
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (143, "", "linop matrix: terminated\n")
+    if previous is None:
+        assert list(tmp_path.iterdir()) == []
+    else:
+        assert [p.name for p in tmp_path.iterdir()] == ["big.mtx"]
+        assert target.read_bytes() == previous
+
+
+def test_matrix_help_documents_force_and_exit_statuses(capsys):
+    code, out, _ = run(capsys, "matrix", "--help")
+    assert code == 0
+    for text in ("--force", "130 interrupted", "143 terminated"):
+        assert text in out, text
