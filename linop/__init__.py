@@ -37,6 +37,10 @@ from linop._memory import (
     set_memory_limit,
 )
 from linop.upsample import Upsample
+from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
+from linop.pad import Pad
+from linop.shuffle import PixelShuffle, PixelUnshuffle
+from linop.conv_filter import ConvFilter1d, ConvFilter2d, ConvFilter3d
 from linop.testing import dottest
 from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
 from linop._conv.geometry import ConvGeometry
@@ -52,6 +56,15 @@ __all__ = [
     "conv_transpose_matrix",
     "ConvGeometry",
     "Upsample",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "Pad",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "ConvFilter1d",
+    "ConvFilter2d",
+    "ConvFilter3d",
     "MatrixTooLargeError",
     "ParameterError",
     "ParameterTypeError",
