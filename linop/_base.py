@@ -252,6 +252,64 @@ class ShapedLinearOperator(LinearOperator):
     def _adjoint(self):
         return OperatorView.of(self, transpose=True, conjugate=True)
 
+    def conj(self):
+        """The operator ``conj(A)``: every coefficient conjugated (``A`` itself if real)."""
+        return OperatorView.of(self, transpose=False, conjugate=True)
+
+    # -- algebra that keeps shapes (linop._algebra) ---------------------------------------
+    # Between linop operators, products and combinations are shaped operators
+    # with apply, tocsr, .T and .H; with a plain SciPy operator, SciPy's own.
+    def dot(self, x):
+        from linop import _algebra
+
+        if isinstance(x, ShapedLinearOperator):
+            return _algebra.product(self, x)
+        if _algebra.is_scalar(x):
+            return _algebra.scaled(self, x)
+        return super().dot(x)
+
+    def _rdot(self, x):
+        from linop import _algebra
+
+        if isinstance(x, ShapedLinearOperator):
+            return _algebra.product(x, self)
+        if _algebra.is_scalar(x):
+            return _algebra.scaled(self, x)
+        return super()._rdot(x)
+
+    def __rmul__(self, x):
+        from linop import _algebra
+
+        if _algebra.is_scalar(x):
+            return _algebra.scaled(self, x)
+        return super().__rmul__(x)
+
+    def __truediv__(self, other):
+        from linop import _algebra
+
+        if not _algebra.is_scalar(other):
+            raise ValueError("Can only divide a linear operator by a scalar.")
+        return _algebra.scaled(self, 1 / other)
+
+    def __add__(self, x):
+        from linop import _algebra
+
+        if isinstance(x, ShapedLinearOperator):
+            return _algebra.sum_of(self, x)
+        return super().__add__(x)
+
+    def __sub__(self, x):
+        from linop import _algebra
+
+        if isinstance(x, ShapedLinearOperator):
+            return _algebra.sum_of(self, x, -1)
+        return super().__sub__(x)
+
+    def __neg__(self):
+        from linop import _algebra
+
+        return _algebra.scaled(self, -1)
+
 
 class OperatorView(ShapedLinearOperator):
     """``A^T``, ``conj(A)`` or ``A^H`` of a shaped operator ``A``, itself shaped.
