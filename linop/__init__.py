@@ -41,6 +41,7 @@ from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
 from linop.pad import Pad
 from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.conv_filter import ConvFilter1d, ConvFilter2d, ConvFilter3d
+from linop._torch import from_torch
 from linop.testing import dottest
 from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
 from linop._conv.geometry import ConvGeometry
@@ -65,6 +66,7 @@ __all__ = [
     "ConvFilter1d",
     "ConvFilter2d",
     "ConvFilter3d",
+    "from_torch",
     "MatrixTooLargeError",
     "ParameterError",
     "ParameterTypeError",
