@@ -42,8 +42,11 @@ def _shapes(op) -> str:
     return f"{op.input_shape} -> {op.output_shape}"
 
 
-def _has_matrix(ops) -> bool:
-    return all(callable(getattr(op, "tocsr", None)) for op in ops)
+def _require_matrices(ops, what: str) -> None:
+    """AttributeError (so that ``getattr(op, "tocsr", None)`` is None) unless all have one."""
+    missing = [op for op in ops if not callable(getattr(op, "tocsr", None))]
+    if missing:
+        raise AttributeError(f"{type(missing[0]).__name__} in this {what} has no tocsr()")
 
 
 class ProductOperator(ShapedLinearOperator):
@@ -125,9 +128,7 @@ class ProductOperator(ShapedLinearOperator):
         MatrixTooLargeError
             When a matrix would exceed the memory limit.
         """
-        if not _has_matrix(self.factors):
-            missing = next(f for f in self.factors if not callable(getattr(f, "tocsr", None)))
-            raise AttributeError(f"{type(missing).__name__} in this product has no tocsr()")
+        _require_matrices(self.factors, "product")
         return self._product_matrix
 
     def _product_matrix(self) -> sp.csr_array:
@@ -235,9 +236,7 @@ class SumOperator(ShapedLinearOperator):
         MatrixTooLargeError
             When the sum would exceed the memory limit.
         """
-        if not _has_matrix(op for _, op in self.terms):
-            missing = next(op for _, op in self.terms if not callable(getattr(op, "tocsr", None)))
-            raise AttributeError(f"{type(missing).__name__} in this sum has no tocsr()")
+        _require_matrices([op for _, op in self.terms], "sum")
         return self._sum_matrix
 
     def _sum_matrix(self) -> sp.csr_array:

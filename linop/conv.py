@@ -153,6 +153,22 @@ class _ConvOperatorBase(ShapedLinearOperator):
         return plan
 
     # -- applying --------------------------------------------------------------------------
+    #: The engine's calls for ``A x``, ``A^H y``, ``A^T y`` and ``conj(A) x`` of this operator
+    #: (a transposed convolution is the engine's ``A^T``).
+    _engine_calls: tuple[str, str, str, str]
+
+    def _apply_cols(self, x):
+        return getattr(self._engine, self._engine_calls[0])(x)
+
+    def _apply_adjoint_cols(self, y):
+        return getattr(self._engine, self._engine_calls[1])(y)
+
+    def _apply_transpose_cols(self, y):
+        return getattr(self._engine, self._engine_calls[2])(y)
+
+    def _apply_conjugate_cols(self, x):
+        return getattr(self._engine, self._engine_calls[3])(x)
+
     def _with(self, definition: ConvDefinition, engine: ConvEngine | None = None):
         cls = _CONV_CLASSES[definition.transposed][self._ndim]
         return cls._from_definition(definition, engine)
@@ -177,6 +193,7 @@ class _ConvOperatorBase(ShapedLinearOperator):
 
 class _ConvNd(_ConvOperatorBase):
     _transposed = False
+    _engine_calls = ("forward", "adjoint", "transpose", "conjugate")
 
     def __init__(
         self,
@@ -197,18 +214,6 @@ class _ConvNd(_ConvOperatorBase):
     @property
     def padding_mode(self) -> str:
         return self.definition.geometry.padding_mode
-
-    def _apply_cols(self, x):
-        return self._engine.forward(x)
-
-    def _apply_adjoint_cols(self, y):
-        return self._engine.adjoint(y)
-
-    def _apply_transpose_cols(self, y):
-        return self._engine.transpose(y)
-
-    def _apply_conjugate_cols(self, x):
-        return self._engine.conjugate(x)
 
     def tocsr(self) -> sp.csr_array:
         """The explicit convolution matrix as a `scipy.sparse.csr_array`.
@@ -243,6 +248,7 @@ class _ConvNd(_ConvOperatorBase):
 
 class _ConvTransposeNd(_ConvOperatorBase):
     _transposed = True
+    _engine_calls = ("transpose", "conjugate", "forward", "adjoint")
 
     def __init__(
         self,
@@ -263,18 +269,6 @@ class _ConvTransposeNd(_ConvOperatorBase):
     @property
     def output_padding(self) -> tuple[int, ...]:
         return self.definition.geometry.output_padding
-
-    def _apply_cols(self, x):
-        return self._engine.transpose(x)
-
-    def _apply_adjoint_cols(self, y):
-        return self._engine.conjugate(y)
-
-    def _apply_transpose_cols(self, y):
-        return self._engine.forward(y)
-
-    def _apply_conjugate_cols(self, x):
-        return self._engine.adjoint(x)
 
     def tocsr(self) -> sp.csr_array:
         """The explicit transposed-convolution matrix as a `scipy.sparse.csr_array`.

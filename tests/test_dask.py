@@ -347,8 +347,8 @@ def test_task_graph_is_small_for_a_used_operator():
         size = len(cloudpickle.dumps(dict(y.__dask_graph__())))
         assert size < 200_000, size
     # Its cached matrices (two CSR matrices of 1.6e6 entries) are not shipped.
-    cache = op._engine._impl._cache
-    assert cache["A"].data.nbytes + cache["AT"].data.nbytes > 2_000_000
+    memo = op._engine._impl._memo
+    assert memo.peek("A").data.nbytes + memo.peek("AT").data.nbytes > 2_000_000
 
 
 def test_cache_is_bounded():

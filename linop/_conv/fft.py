@@ -43,6 +43,7 @@ import scipy.fft
 
 from linop._conv.geometry import ConvGeometry
 from linop._conv.im2col import Im2colMethod
+from linop._conv.method import ConvMethod
 from linop._conv.padding import fold, pad
 from linop._conv.taps import axis_geometry, axis_reads
 from linop._threads import num_threads
@@ -101,7 +102,7 @@ def _tiles(sizes, tile):
         yield tuple(slice(int(a), int(min(a + t, n))) for a, t, n in zip(start, tile, sizes))
 
 
-class FFTMethod:
+class FFTMethod(ConvMethod):
     """A convolution applied by FFTs of overlapping tiles (see the module docstring).
 
     Parameters
@@ -125,37 +126,24 @@ class FFTMethod:
                 "method", "method='fft' needs finite weights (an infinity or NaN would spread "
                 "through every output of a transform); use method='im2col' or 'toeplitz'"
             )
-        self.weight = weight
-        self.geometry = geometry
-        self.groups = groups
-        self.c_out, self.cin_g = weight.shape[:2]
-        self.c_in = self.cin_g * groups
+        super().__init__(weight, geometry, groups)
         self._direct = Im2colMethod(weight, geometry, groups)
-        self._cache: dict = {}
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = {}
 
     def _zero_lines(self, transpose: bool):
         """Per axis, the outputs (or, for the transpose, inputs) that are exact zeros."""
-        key = ("dead", transpose)
-        value = self._cache.get(key)
-        if value is None:
-            value = []
+        def build():
+            lines = []
             for axis in axis_geometry(self.geometry):
                 read, valid = axis_reads(*axis, self.geometry.padding_mode)
                 if transpose:
                     used = read if valid is None else read[valid]
-                    value.append(np.flatnonzero(np.bincount(used.ravel(), minlength=axis[0]) == 0))
+                    lines.append(np.flatnonzero(np.bincount(used.ravel(), minlength=axis[0]) == 0))
                 else:
-                    value.append(np.array([], dtype=np.intp) if valid is None
+                    lines.append(np.array([], dtype=np.intp) if valid is None
                                  else np.flatnonzero(~valid.any(axis=1)))
-            value = self._cache.setdefault(key, value)
-        return value
+            return lines
+
+        return self._memo.get(("dead", transpose), build)
 
     @staticmethod
     def _clear(a: np.ndarray, lines) -> None:
@@ -176,10 +164,10 @@ class FFTMethod:
         Shape ``(F, G, C_out/G, C_in/G)``, frequency first, for the channel
         mixing as one batched matrix product (``F`` the flattened frequencies).
         """
-        key = ("H" if flipped else "G", lengths, complex_data)
-        value = self._cache.get(key)
-        if value is not None:
-            return value
+        return self._memo.get(("H" if flipped else "G", lengths, complex_data),
+                              lambda: self._build_spectra(lengths, flipped, complex_data))
+
+    def _build_spectra(self, lengths, flipped: bool, complex_data: bool) -> np.ndarray:
         g_ = self.geometry
         w = self.weight
         kernel = np.zeros((self.c_out, self.cin_g) + tuple(r + 1 for r in g_.reach), dtype=w.dtype)
@@ -192,8 +180,7 @@ class FFTMethod:
         spectrum = transform(kernel, s=lengths, axes=spatial, workers=num_threads())
         g, cout_g = self.groups, self.c_out // self.groups
         spectrum = spectrum.reshape(g, cout_g, self.cin_g, -1)
-        value = np.ascontiguousarray(spectrum.transpose(3, 0, 1, 2))
-        return self._cache.setdefault(key, value)
+        return np.ascontiguousarray(spectrum.transpose(3, 0, 1, 2))
 
     def _mix(self, spectra: np.ndarray, data: np.ndarray, transpose: bool) -> np.ndarray:
         """Channel mixing per frequency: ``(C_a, *F, k) -> (C_b, *F, k)``."""

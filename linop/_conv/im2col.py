@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from linop._conv.geometry import ConvGeometry
+from linop._conv.method import ConvMethod
 from linop._conv.padding import fold, pad
 
 __all__ = ["PATCH_BUFFER_BYTES", "Im2colMethod", "tiles"]
@@ -74,7 +75,7 @@ def _windows(geometry: ConvGeometry, spatial):
         )
 
 
-class Im2colMethod:
+class Im2colMethod(ConvMethod):
     """A convolution applied by gathering patches and one GEMM per group.
 
     Parameters
@@ -87,14 +88,9 @@ class Im2colMethod:
     name = "im2col"
 
     def __init__(self, weight: np.ndarray, geometry: ConvGeometry, groups: int):
-        self.weight = weight
-        self.geometry = geometry
-        self.groups = groups
-        self.c_out, cin_g = weight.shape[:2]
-        self.c_in = cin_g * groups
-        g, cout_g = groups, self.c_out // groups
+        super().__init__(weight, geometry, groups)
         # (G, C_out/G, C_in/G * K): rows of W, columns ordered (channel, tap) like the patches
-        self._w = weight.reshape(g, cout_g, cin_g * geometry.n_taps)
+        self._w = weight.reshape(groups, self.c_out // groups, self.cin_g * geometry.n_taps)
 
     def _layout(self, a: np.ndarray, channels: int, sizes):
         return a.reshape((channels,) + tuple(sizes) + (a.shape[-1],))

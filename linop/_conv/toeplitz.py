@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from linop._conv.direct import one_channel_toeplitz
 from linop._conv.geometry import ConvGeometry
+from linop._conv.method import ConvMethod
 from linop._conv.taps import TapTable, tap_table, tap_table_nbytes, toeplitz_nnz
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import transpose_csr
@@ -204,7 +205,7 @@ def _build(weight, geometry, groups, canonical):
 
 
 # -- applying -------------------------------------------------------------------------------
-class ToeplitzMethod:
+class ToeplitzMethod(ConvMethod):
     """A convolution applied with its explicit CSR matrix.
 
     ``A`` is built on the first ``forward``, ``A^T`` on the first
@@ -224,35 +225,15 @@ class ToeplitzMethod:
 
     name = "toeplitz"
 
-    def __init__(self, weight: np.ndarray, geometry: ConvGeometry, groups: int):
-        self.weight = weight
-        self.geometry = geometry
-        self.groups = groups
-        self._cache: dict = {}
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = {}
-
-    def _cached(self, key, build):
-        """Build once; under a race two threads may both build, and one result is kept."""
-        value = self._cache.get(key)
-        if value is None:
-            value = self._cache.setdefault(key, build())
-        return value
-
     def _matrix(self) -> sp.csr_array:
-        return self._cached("A", lambda: explicit_matrix(
+        return self._memo.get("A", lambda: explicit_matrix(
             self.weight, self.geometry, self.groups, canonical=False))
 
     def _matrix_transpose(self) -> sp.csr_array:
         def build():
             return self._build_transpose(canonical=False)
 
-        return self._cached("AT", build)
+        return self._memo.get("AT", build)
 
     def _poisoned_rows(self):
         """Output rows where a non-finite weight meets zero padding (None: there are none)."""
@@ -268,7 +249,7 @@ class ToeplitzMethod:
             rows = (reads_padding @ bad.any(axis=1).T.astype(np.int64)) > 0  # (n_out, C_out)
             return np.flatnonzero(rows.T.reshape(-1))
 
-        rows = self._cached("poison", build)
+        rows = self._memo.get("poison", build)
         return rows if len(rows) else None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -285,7 +266,7 @@ class ToeplitzMethod:
 
     def matrix(self, *, transposed: bool = False) -> sp.csr_array:
         """A fresh canonical copy of ``A`` (or ``A^T``): the cache's if built, else a new one."""
-        cached = self._cache.get("AT" if transposed else "A")
+        cached = self._memo.peek("AT" if transposed else "A")
         if cached is not None:
             m, n = cached.shape
             check_nbytes(csr_nbytes(cached.nnz, m, cached.dtype, n),
@@ -301,7 +282,7 @@ class ToeplitzMethod:
     def _build_transpose(self, *, canonical: bool) -> sp.csr_array:
         """``A^T``, from the cached ``A`` if there is one; sized before anything is built."""
         what = _refusal(self.weight, self.geometry, self.groups, True)
-        matrix = self._cache.get("A")
+        matrix = self._memo.peek("A")
         if matrix is None:
             check_nbytes(explicit_matrix_nbytes(self.weight, self.geometry, self.groups,
                                                 transposed=True), what, _ADVICE)

@@ -24,6 +24,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from linop._memo import Memo
 from linop._sparse import canonical_csr
 
 __all__ = ["MAX_GATHER_TAPS", "MAX_SHORT_ROWS", "AxisInterpolation"]
@@ -59,38 +60,25 @@ class AxisInterpolation:
     def __init__(self, taps: sp.csr_array):
         self.taps = taps
         self.is_identity = _is_identity(taps)
-        self._cache: dict = {}
-
-    def __getstate__(self):
-        return {"taps": self.taps, "is_identity": self.is_identity}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = {}
+        self._memo = Memo()
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.taps.shape
 
-    def _cached(self, key, build):
-        value = self._cache.get(key)
-        if value is None:
-            value = self._cache.setdefault(key, build())
-        return value
-
     def matrix(self) -> sp.csr_array:
         """The canonical matrix of the axis (summed duplicates, no zeros); a fresh copy."""
-        return self._cached("matrix", lambda: canonical_csr(self.taps)).copy()
+        return self._memo.get("matrix", lambda: canonical_csr(self.taps)).copy()
 
     def _transposed_taps(self) -> sp.csr_array:
         # csr -> csc -> csr keeps every entry (duplicates and zeros) in column order
-        return self._cached("taps_t", lambda: sp.csr_array(self.taps.T))
+        return self._memo.get("taps_t", lambda: sp.csr_array(self.taps.T))
 
     def _form(self, transpose: bool):
         """The gather form of the taps (or of their transpose), False when a product is better."""
         key = "gather_t" if transpose else "gather"
         matrix = self._transposed_taps() if transpose else self.taps
-        return self._cached(key, lambda: _gather_form(matrix) or False)
+        return self._memo.get(key, lambda: _gather_form(matrix) or False)
 
     def apply(self, x: np.ndarray, axis: int, *, transpose: bool = False) -> np.ndarray:
         """The taps (or their transpose) applied along ``axis`` of ``x``."""
