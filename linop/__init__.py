@@ -42,6 +42,7 @@ from linop.pad import Pad
 from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.conv_filter import ConvFilter1d, ConvFilter2d, ConvFilter3d
 from linop._torch import from_torch
+from linop._base import ProductOperator, ShapedLinearOperator, SumOperator
 from linop.testing import dottest
 from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
 from linop._conv.geometry import ConvGeometry
@@ -67,6 +68,9 @@ __all__ = [
     "ConvFilter2d",
     "ConvFilter3d",
     "from_torch",
+    "ShapedLinearOperator",
+    "ProductOperator",
+    "SumOperator",
     "MatrixTooLargeError",
     "ParameterError",
     "ParameterTypeError",

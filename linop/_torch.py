@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linop._algebra import ProductOperator
+from linop._base import ProductOperator
 from linop._base import ShapedLinearOperator
 from linop._validation import ParameterTypeError, ParameterValueError, as_shape
 
@@ -149,7 +149,7 @@ def from_torch(module, input_shape, *, dtype=None) -> ShapedLinearOperator:
     ``nn.UpsamplingBilinear2d``, ``nn.AvgPool1d/2d/3d``, ``nn.PixelShuffle``,
     ``nn.PixelUnshuffle``, ``nn.Identity`` and ``nn.Sequential`` containers of
     these into the operator that maps one sample of shape ``input_shape`` as
-    the module does (a `~linop._algebra.ProductOperator` for a Sequential).
+    the module does (a `~linop.ProductOperator` for a Sequential).
     torch itself is not imported: weights are read (and detached) through
     the array protocol.
 
