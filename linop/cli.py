@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 import linop
+from linop._conv.engine import METHOD_NAMES
 from linop import _cli_args as ca
 
 __all__ = ["main", "build_parser"]
@@ -109,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seed of the random weights and test vectors, 0 to 2**62 (default: "
                       "random, printed)")
     rand.add_argument("--method", metavar="METHOD", default="auto",
-                      choices=("auto", "toeplitz", "im2col"),
-                      help="auto, toeplitz or im2col: how the operator applies itself "
+                      choices=METHOD_NAMES,
+                      help="auto, toeplitz, im2col or fft: how the operator applies itself "
                       "(default auto)")
     check.set_defaults(run=_cmd_check, parser=check)
 
