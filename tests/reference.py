@@ -1,11 +1,19 @@
 """A naive, independent reference for convolutions with PyTorch semantics.
 
-Written straight from the definitions in DESIGN.md, with plain loops, for
-checking ``linop`` on small sizes. It shares no code with ``linop``: the
-padding is done explicitly (like ``torch.nn.functional.pad``), the
-convolution is the cross-correlation sum, and the transposed convolution is
-the scatter-add definition (each input pixel scatters ``w * value`` into the
-output), *not* the transpose of the convolution matrix.
+Written straight from PyTorch's definitions, with plain loops, for checking
+``linop`` on small sizes. It shares no code with ``linop``: the padding is done
+explicitly (like ``torch.nn.functional.pad``: zeros, reflect without repeating
+the edge, replicate the edge, circular wrap-around), the convolution is the
+cross-correlation sum of ``torch.nn.functional.conv{1,2,3}d``, and the
+transposed convolution is the scatter-add definition of
+``conv_transpose{1,2,3}d`` (each input pixel scatters ``w * value`` into the
+output), *not* the transpose of the convolution matrix. The output sizes are
+PyTorch's formulas, per axis with input size ``n``, kernel size ``k``, stride
+``s``, dilation ``d`` and padding ``p_lo``, ``p_hi``:
+
+* convolution: ``floor((n + p_lo + p_hi - d*(k - 1) - 1) / s) + 1``;
+* transposed convolution:
+  ``(n - 1)*s - p_lo - p_hi + d*(k - 1) + output_padding + 1``.
 
 Layouts (PyTorch's):
 
@@ -113,7 +121,7 @@ def promote_dtype(dtype):
 
 
 # --------------------------------------------------------------------------
-# output sizes (DESIGN.md)
+# output sizes (PyTorch's formulas, see the module docstring)
 # --------------------------------------------------------------------------
 def conv_output_size(n, k, stride=1, pad_lo=0, pad_hi=0, dilation=1):
     """``floor((n + p_lo + p_hi - d*(k-1) - 1) / s) + 1`` (may be < 1: invalid)."""

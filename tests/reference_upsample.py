@@ -36,7 +36,7 @@ def output_size(spatial, size=None, scale_factor=None):
         factors = [float(s) for s in scale_factor]
     else:
         factors = [float(scale_factor)] * d
-    return tuple(int(math.floor(float(n) * s)) for n, s in zip(spatial, factors))
+    return tuple(math.floor(float(n) * s) for n, s in zip(spatial, factors))
 
 
 def _axis_factors(d, scale_factor):
@@ -81,7 +81,7 @@ def _nearest_taps(o, n_in, n_out, factor, single, fast):
         src = np.float32(o) * _scale32(n_in, n_out, factor)
     else:
         src = np.float32(o * _scale64(n_in, n_out, factor))  # double product, float floor
-    i = min(int(math.floor(src)), n_in - 1)
+    i = min(math.floor(src), n_in - 1)
     return [(i, 1.0)]
 
 
@@ -100,7 +100,7 @@ def _nearest_exact_taps(o, n_in, n_out, factor, single, fast):
         if real < 0:
             real = 0.0
         src = np.float32(real + 0.5)
-    i = min(int(math.floor(src)), n_in - 1)
+    i = min(math.floor(src), n_in - 1)
     return [(i, 1.0)]
 
 
@@ -132,7 +132,7 @@ def _source(o, n_in, n_out, factor, align_corners, T, clamp):
 
 
 def _floor_and_fraction(src, n_in, T):
-    i = min(int(math.floor(np.float32(src))), n_in - 1)
+    i = min(math.floor(np.float32(src)), n_in - 1)
     lam = min(max(src - T(i), T(0.0)), T(1.0))
     return i, lam
 

@@ -5,17 +5,32 @@ Layout of this module:
 1. self tests of the reference (tests/reference.py) against hand calculations,
    SciPy (signal.correlate/convolve, ndimage.correlate, np.pad) and against itself
    (scalar loops vs sliced loops, column vs row construction);
-2. random configurations of ``linop.Conv{1,2,3}d`` (fixed seeds) x both methods:
-   matvec, rmatvec, matmat, rmatmat, apply/apply_adjoint with batch axes, tocsr,
-   the adjoint identity, ``.T``/``.H``, attributes;
-3. the same for ``linop.ConvTranspose{1,2,3}d`` against the scatter-add reference,
-   including output_padding, and ``ConvTranspose(w).tocsr() == conv_matrix(w).T``;
+2. ``linop.Conv{1,2,3}d`` on configurations drawn by hypothesis from
+   :func:`linop.testing.strategies.conv_configs`, one stratum (a parametrization of
+   ``test_conv_matches_reference``) per number of axes and padding mode; every drawn
+   configuration goes through every check, with both methods: matvec, rmatvec,
+   matmat, rmatmat, apply/apply_adjoint with batch axes, tocsr, the adjoint identity,
+   ``.T``/``.H``, attributes, and the reference's own self-consistency; then
+   hand-picked corner cases through the same checks;
+3. the same for ``linop.ConvTranspose{1,2,3}d`` (one stratum per number of axes and
+   dtype) against the scatter-add reference, including output_padding, and
+   ``ConvTranspose(w).tocsr() == conv_matrix(w).T``;
 4. special cases (padding-mode limits, "same", dtypes end to end) and validation;
-5. a few hypothesis property tests.
+5. property tests over the whole space of the strategies (bare kernels and every
+   method, "auto" included) against the scalar loops of the reference.
+
+The drawn configurations are the same on every run: ``derandomize=True`` seeds
+hypothesis from each test's id (the parametrization included), and no example
+database is kept. A failing example is reported as the ``ConvConfig`` that builds it
+(``config.build()``), shrunk. ``test_strata_cover_the_parameter_space`` checks that
+as many draws as a stratum makes cover every combination these tests promise
+(dimensions x padding modes, padding modes x padding forms, dimensions x dtypes,
+bare/dense/grouped/depthwise weights, stride and dilation in 3-D, output_padding
+>= stride).
 
 Tolerances scale with the dtype's epsilon and with ``|M| @ |x|`` (the sum of the absolute
 values of the terms of each output), so they are tight yet independent of the order of
-summation.
+summation (``conftest.assert_close``).
 """
 
 from __future__ import annotations
@@ -27,29 +42,22 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import scipy.signal
-import scipy.sparse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, note, seed, settings
 from hypothesis import strategies as st
 
+import golden
 import linop
-
-try:
-    import reference as R
-except ImportError:  # tests/ imported as a package
-    from tests import reference as R
+import reference as R
+from conftest import DTYPES, METHODS, assert_close, assert_csr, high, random_array
+from linop.testing.strategies import METHODS as ACCEPTED_METHODS
+from linop.testing.strategies import ConvConfig, conv_configs
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 FORMS = ("int", "axis", "pairs", "same", "valid")
-DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
-METHODS = ("toeplitz", "im2col")
-# relative tolerance against |M| @ |x|: a few hundred eps covers any summation order of
-# the (at most ~100) terms of one output pixel
-RTOL = {
-    np.dtype(np.float32): 1e-5,
-    np.dtype(np.complex64): 1e-5,
-    np.dtype(np.float64): 1e-12,
-    np.dtype(np.complex128): 1e-12,
-}
+KINDS = ("bare", "dense", "grouped", "depthwise")
+#: What method="auto" may resolve to: every method linop accepts but "auto" (the
+#: checks themselves run with both of conftest.METHODS).
+RESOLVED_METHODS = tuple(m for m in ACCEPTED_METHODS if m != "auto")
 
 
 def conv_cls(nd):
@@ -60,39 +68,17 @@ def tconv_cls(nd):
     return getattr(linop, f"ConvTranspose{nd}d")
 
 
-def high(dtype):
-    """The reference precision for an operator dtype."""
-    return np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64
-
-
-def random_array(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
-def assert_close(got, ref, bound, dtype, what=""):
-    """``max |got - ref| <= rtol(dtype) * max(bound)`` with matching shapes."""
-    got = np.asarray(got)
-    assert got.shape == ref.shape, (what, got.shape, ref.shape)
-    scale = float(np.max(np.abs(bound))) if np.size(bound) else 0.0
-    err = float(np.max(np.abs(got - ref))) if got.size else 0.0
-    tol = RTOL[np.dtype(dtype)] * max(scale, np.finfo(np.float64).tiny)
-    assert err <= tol, f"{what}: max error {err:.3e} > tolerance {tol:.3e}"
-
-
 # ============================================================================
 # 1. the reference itself
 # ============================================================================
 def test_reference_output_size_formulas_by_hand():
-    assert R.conv_output_size(4, 3) == 2  # the blog
+    assert R.conv_output_size(4, 3) == 2  # the seed blog's 4x4 input, 3x3 filter (test_seed)
     assert R.conv_output_size(7, 3, stride=2, pad_lo=1, pad_hi=1) == 4
     assert R.conv_output_size(5, 3, stride=2, pad_lo=1, pad_hi=1) == 3
     assert R.conv_output_size(10, 3, stride=3, dilation=2) == 2  # span 5: starts 0, 3
     assert R.conv_output_size(2, 3) == 0  # invalid
     assert R.conv_output_size(6, 2, stride=4, pad_lo=0, pad_hi=1) == 2
-    assert R.conv_transpose_output_size(2, 3) == 4  # the blog
+    assert R.conv_transpose_output_size(2, 3) == 4  # the seed blog's up-sampling 2x2 -> 4x4
     assert R.conv_transpose_output_size(3, 3, stride=2, pad_lo=1, pad_hi=1) == 5
     assert R.conv_transpose_output_size(3, 3, stride=2, pad_lo=1, pad_hi=1,
                                         output_padding=1) == 6
@@ -117,8 +103,7 @@ def test_reference_padding_by_hand():
 
 @pytest.mark.parametrize("mode,np_mode", [("zeros", "constant"), ("reflect", "reflect"),
                                           ("replicate", "edge"), ("circular", "wrap")])
-def test_reference_padding_matches_np_pad(mode, np_mode):
-    rng = np.random.default_rng(1)
+def test_reference_padding_matches_np_pad(mode, np_mode, rng):
     x = rng.standard_normal((2, 4, 5, 3))
     pads = [(1, 3), (4, 0), (2, 2)]
     np.testing.assert_array_equal(R.pad_nd(x, pads, mode),
@@ -160,10 +145,9 @@ def test_reference_conv_by_hand():
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_reference_matches_scipy_signal(nd):
+def test_reference_matches_scipy_signal(nd, rng):
     """Single channel: correlate 'valid' (subsampled for stride, kernel dilated by
     inserting zeros) and the grouped multi-channel sum."""
-    rng = np.random.default_rng(nd)
     x = rng.standard_normal((7, 6, 5)[:nd])
     k = rng.standard_normal((3, 2, 2)[:nd])
     np.testing.assert_allclose(R.conv_nd(x[None], k[None, None])[0],
@@ -199,9 +183,8 @@ def test_reference_matches_scipy_signal(nd):
 
 @pytest.mark.parametrize("mode,nd_mode", [("zeros", "constant"), ("reflect", "mirror"),
                                           ("replicate", "nearest"), ("circular", "wrap")])
-def test_reference_same_matches_ndimage(mode, nd_mode):
+def test_reference_same_matches_ndimage(mode, nd_mode, rng):
     """Odd kernels, padding 'same': scipy.ndimage.correlate with the matching mode."""
-    rng = np.random.default_rng(7)
     x = rng.standard_normal((6, 5))
     k = rng.standard_normal((3, 5))
     got = R.conv_nd(x[None], k[None, None], padding="same", padding_mode=mode)[0]
@@ -213,12 +196,8 @@ def test_reference_matches_torch_golden_data():
     """The reference against PyTorch itself: every conv / conv_transpose case of the golden
     file written by torch (tests/data/torch_reference.npz, via tests/golden.py)."""
     try:
-        try:
-            import golden
-        except ImportError:
-            from tests import golden
         cases = golden.load_cases()
-    except Exception as exc:  # pragma: no cover - the file is optional for this module
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - optional for this module
         pytest.skip(f"no golden data: {exc}")
     n = 0
     for c in cases:
@@ -247,204 +226,221 @@ def test_reference_matches_torch_golden_data():
 
 
 # ============================================================================
-# random configurations
+# drawn configurations and what the reference says about them
 # ============================================================================
-class ConvConfig:
-    """One random convolution configuration (everything needed for op and reference)."""
+#: Hypothesis settings of the property tests: reproducible draws (seeded from the
+#: test's id), no example database, no deadline (the references are plain loops).
+DRAWN = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+#: Examples per stratum: 12 strata (dimensions x padding modes) for convolutions,
+#: 12 (dimensions x dtypes) for transposed convolutions; hypothesis makes the first
+#: example of each the simplest (1-sized kernel, no padding, float32 in a convolution
+#: stratum). Every example is checked with both methods.
+CONV_EXAMPLES = 10
+TCONV_EXAMPLES = 4
 
-    def __init__(self, i):
-        rng = np.random.default_rng(20240 + i)
-        self.i = i
-        nd = self.nd = (1, 2, 3)[i % 3]
-        self.mode = MODES[i % 4]
-        self.form = FORMS[i % 5]
-        self.dtype = np.dtype(DTYPES[(i // 2 + i // 7) % 4])
-        kind = ("bare", "dense", "grouped", "depthwise", "dense")[(i // 3 + i) % 5]
-        if kind == "bare":
-            groups, cig, cog = 1, 1, 1
-        elif kind == "dense":
-            groups, cig, cog = 1, int(rng.integers(1, 4 - nd // 3)), int(rng.integers(1, 4 - nd // 3))
-        elif kind == "grouped":
-            groups, cig, cog = int(rng.integers(2, 4)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        else:  # depthwise
-            groups, cig, cog = int(rng.integers(2, 4)), 1, int(rng.integers(1, 3))
-        if nd == 3:
-            cig = min(cig, 1 if groups > 1 else 2)
-        self.kind, self.groups = kind, groups
-        c_in, c_out = cig * groups, cog * groups
-        kmax = {1: 5, 2: 4, 3: 3}[nd]
-        ks = tuple(int(rng.integers(1, kmax + 1)) for _ in range(nd))
-        stride = tuple(int(rng.integers(1, 4 if nd < 3 else 3)) for _ in range(nd))
-        dilation = tuple(int(rng.integers(1, 3)) for _ in range(nd))
-        if self.form == "same":
-            stride = (1,) * nd
-        # padding in the user's form and as pairs
-        if self.form == "int":
-            p = int(rng.integers(0, 3))
-            padding, pairs = p, ((p, p),) * nd
-        elif self.form == "axis":
-            ps = tuple(int(rng.integers(0, 3)) for _ in range(nd))
-            padding, pairs = ps, tuple((p, p) for p in ps)
-        elif self.form == "pairs":
-            pairs = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(nd))
-            padding = tuple(pairs)
-        elif self.form == "valid":
-            padding, pairs = "valid", ((0, 0),) * nd
+#: Limits per number of axes (kernel, stride, channels per group, spatial size):
+#: larger in 1-D, smaller in 3-D so that the dense references stay small.
+CONV_LIMITS = {
+    1: dict(max_kernel=5, max_stride=3, max_channels=3, max_groups=3, max_size=8),
+    2: dict(max_kernel=4, max_stride=3, max_channels=3, max_groups=3, max_size=5),
+    3: dict(max_kernel=3, max_stride=2, max_channels=2, max_groups=2, max_size=3),
+}
+TCONV_LIMITS = {
+    1: dict(max_kernel=4, max_stride=3, max_channels=2, max_groups=3, max_size=5),
+    2: dict(max_kernel=3, max_stride=3, max_channels=2, max_groups=3, max_size=3),
+    3: dict(max_kernel=2, max_stride=2, max_channels=2, max_groups=2, max_size=2),
+}
+
+
+def _mostly_channels(**kwargs):
+    """conv_configs with a bare kernel one time in four (it draws one in two)."""
+    return st.sampled_from([False, False, False, True]).flatmap(
+        lambda bare: conv_configs(bare=bare, **kwargs))
+
+
+CONV_STRATEGIES = {
+    (nd, mode): _mostly_channels(ndim=nd, transpose=False, padding_modes=[mode], max_dilation=2,
+                                 max_padding=2, **CONV_LIMITS[nd])
+    for nd in (1, 2, 3) for mode in MODES
+}
+TCONV_STRATEGIES = {
+    (nd, dtype): _mostly_channels(ndim=nd, transpose=True, dtypes=[dtype], max_dilation=2,
+                                  max_padding=2, **TCONV_LIMITS[nd])
+    for nd in (1, 2, 3) for dtype in DTYPES
+}
+CONV_STRATA = [pytest.param(nd, mode, id=f"{nd}d-{mode}") for nd, mode in CONV_STRATEGIES]
+TCONV_STRATA = [pytest.param(nd, dtype, id=f"{nd}d-{dtype}") for nd, dtype in TCONV_STRATEGIES]
+
+
+def padding_form(padding):
+    """How ``padding`` was given: int, axis (one int per axis), pairs, same or valid."""
+    if isinstance(padding, str):
+        return padding
+    if isinstance(padding, (int, np.integer)):
+        return "int"
+    return "pairs" if any(isinstance(p, (tuple, list)) for p in padding) else "axis"
+
+
+class Case:
+    """A configuration (a :class:`ConvConfig`) and the naive reference of its operator.
+
+    Everything the checks compare with is computed here by ``tests/reference.py`` in
+    the high precision of the dtype, from the parameters as given: the configuration's
+    own normalised properties (``padding_pairs``, ``expected_output_shape``, computed
+    by linop.testing) are only cross-checked (see ``check_conv_attributes``).
+    """
+
+    def __init__(self, config: ConvConfig):
+        self.config = c = config
+        nd = self.nd = c.ndim
+        self.transpose = c.transpose
+        self.dtype = np.dtype(c.dtype)
+        self.weight = c.weight()
+        self.ks = tuple(self.weight.shape[-nd:])
+        self.w_full = self.weight.reshape((1, 1) + self.ks) if c.bare else self.weight
+        self.groups = c.groups
+        self.mode = c.padding_mode
+        self.form = padding_form(c.padding)
+        self.stride = R.normalize_tuple(c.stride, nd)
+        self.dilation = R.normalize_tuple(c.dilation, nd)
+        self.pairs = R.normalize_padding(c.padding, self.ks, self.dilation, self.stride)
+        self.input_shape = tuple(c.input_shape)
+        self.spatial = self.input_shape[-nd:]
+        self.in_shape_c = (1,) + self.spatial if c.bare else self.input_shape
+        # channels per group of the input: C_in/groups is axis 1 of a conv weight,
+        # axis 0 of a transposed one holds all C_in
+        cig = self.w_full.shape[0] // self.groups if c.transpose else self.w_full.shape[1]
+        if c.bare:
+            self.kind = "bare"
+        elif self.groups == 1:
+            self.kind = "dense"
         else:
-            padding = "same"
-            pairs = R.normalize_padding("same", ks, dilation)
-        # spatial sizes: valid output, and within the padding-mode limits
-        extra = {1: 6, 2: 3, 3: 2}[nd]
-        spatial = []
-        for (lo, hi), k, d in zip(pairs, ks, dilation):
-            n_min = max(1, d * (k - 1) + 1 - lo - hi)
-            if self.mode == "reflect":
-                n_min = max(n_min, max(lo, hi) + 1)
-            elif self.mode == "circular":
-                n_min = max(n_min, max(lo, hi))
-            spatial.append(n_min + int(rng.integers(0, extra + 1)))
-        self.spatial = tuple(spatial)
-        self.ks, self.pairs = ks, pairs
-        self.stride, self.dilation = stride, dilation
-        # ints where all axes agree, sometimes
-        stride_arg = stride[0] if len(set(stride)) == 1 and rng.random() < 0.5 else stride
-        dil_arg = dilation[0] if len(set(dilation)) == 1 and rng.random() < 0.5 else dilation
-        self.w_full = random_array(rng, (c_out, cig) + ks, self.dtype)
-        self.in_shape_c = (c_in,) + self.spatial
-        self.out_sp = R.conv_output_shape(self.spatial, ks, stride, pairs, dilation)
+            self.kind = "depthwise" if cig == 1 else "grouped"
+        if c.transpose:
+            self.op = R.normalize_tuple(c.output_padding, nd)
+            self.out_sp = R.conv_transpose_output_shape(self.spatial, self.ks, self.stride,
+                                                        self.pairs, self.dilation, self.op)
+            c_out = self.w_full.shape[1] * self.groups
+            self.ref_kwargs = dict(stride=self.stride, padding=self.pairs, output_padding=self.op,
+                                   dilation=self.dilation, groups=self.groups)
+            self._apply, self._matrix = R.conv_transpose_nd, R.conv_transpose_matrix_dense
+        else:
+            self.op = (0,) * nd
+            self.out_sp = R.conv_output_shape(self.spatial, self.ks, self.stride, self.pairs,
+                                              self.dilation)
+            c_out = self.w_full.shape[0]
+            self.ref_kwargs = dict(stride=self.stride, padding=self.pairs,
+                                   dilation=self.dilation, groups=self.groups,
+                                   padding_mode=self.mode)
+            self._apply, self._matrix = R.conv_nd, R.conv_matrix_dense
         self.out_shape_c = (c_out,) + self.out_sp
-        if kind == "bare":
-            self.weight = self.w_full[0, 0]
-            self.input_shape = self.spatial
-            self.output_shape = self.out_sp
-        else:
-            self.weight = self.w_full
-            self.input_shape = self.in_shape_c
-            self.output_shape = self.out_shape_c
-        self.kwargs = dict(stride=stride_arg, padding=padding, dilation=dil_arg,
-                           groups=groups, padding_mode=self.mode)
-        self.ref_kwargs = dict(stride=stride, padding=pairs, dilation=dilation,
-                               groups=groups, padding_mode=self.mode)
-        self.rng = rng
+        self.output_shape = self.out_sp if c.bare else self.out_shape_c
+        # the constructor's keywords as drawn (int, per-axis or pairs), without the method
+        self.kwargs = c.kwargs()
+        del self.kwargs["method"]
 
     def __repr__(self):
-        return (f"c{self.i:02d}-{self.nd}d-{self.kind}-{self.mode}-{self.form}-"
-                f"{self.dtype.name}")
+        return repr(self.config)
 
-    def op(self, method):
-        return conv_cls(self.nd)(self.weight, self.input_shape, method=method, **self.kwargs)
+    def rng(self, salt):
+        """A generator for the test data of one check, seeded by the weight's seed."""
+        return np.random.default_rng((self.config.seed, salt))
+
+    def build(self, method=None):
+        """The linop operator (``method`` None: the constructor's default, "auto")."""
+        cls = tconv_cls(self.nd) if self.transpose else conv_cls(self.nd)
+        kwargs = dict(self.kwargs) if method is None else dict(self.kwargs, method=method)
+        return cls(self.weight, self.input_shape, **kwargs)
 
     @functools.cached_property
     def dense(self):
         """Reference dense matrix in high precision."""
-        return R.conv_matrix_dense(self.w_full.astype(high(self.dtype)), self.in_shape_c,
-                                   **self.ref_kwargs)
+        return self._matrix(self.w_full.astype(high(self.dtype)), self.in_shape_c,
+                            **self.ref_kwargs)
 
     @functools.cached_property
     def dense_abs(self):
-        return R.conv_matrix_dense(np.abs(self.w_full).astype(np.float64), self.in_shape_c,
-                                   **self.ref_kwargs)
+        return self._matrix(np.abs(self.w_full).astype(np.float64), self.in_shape_c,
+                            **self.ref_kwargs)
+
+    def _ref(self, x, w):
+        if self.config.bare:
+            return self._apply(np.expand_dims(x, -self.nd - 1), w,
+                               **self.ref_kwargs).squeeze(-self.nd - 1)
+        return self._apply(x, w, **self.ref_kwargs)
 
     def ref_apply(self, x):
-        """conv_nd on (*batch, *input_shape) in high precision."""
-        x = np.asarray(x).astype(high(self.dtype))
-        if self.kind == "bare":
-            return R.conv_nd(np.expand_dims(x, -self.nd - 1),
-                             self.w_full.astype(high(self.dtype)),
-                             **self.ref_kwargs).squeeze(-self.nd - 1)
-        return R.conv_nd(x, self.w_full.astype(high(self.dtype)), **self.ref_kwargs)
+        """conv_nd / conv_transpose_nd on (*batch, *input_shape) in high precision."""
+        return self._ref(np.asarray(x).astype(high(self.dtype)),
+                         self.w_full.astype(high(self.dtype)))
 
     def ref_apply_abs(self, x):
-        x = np.abs(np.asarray(x)).astype(np.float64)
-        w = np.abs(self.w_full).astype(np.float64)
-        if self.kind == "bare":
-            return R.conv_nd(np.expand_dims(x, -self.nd - 1), w,
-                             **self.ref_kwargs).squeeze(-self.nd - 1)
-        return R.conv_nd(x, w, **self.ref_kwargs)
+        return self._ref(np.abs(np.asarray(x)).astype(np.float64),
+                         np.abs(self.w_full).astype(np.float64))
 
 
-N_CONV = 60
-CONV_CONFIGS = [ConvConfig(i) for i in range(N_CONV)]
+def draw_conv(data, nd, mode):
+    return Case(data.draw(CONV_STRATEGIES[nd, mode], label="config"))
 
 
-def _extra_conv_configs():
-    """Hand-picked corner cases on top of the random ones."""
-    out = []
-
-    def add(nd, w_shape, spatial, dtype=np.float64, seed=0, **kw):
-        c = ConvConfig.__new__(ConvConfig)
-        rng = np.random.default_rng(seed)
-        c.i = 100 + len(out)
-        c.nd, c.dtype = nd, np.dtype(dtype)
-        c.mode = kw.get("padding_mode", "zeros")
-        c.form = "special"
-        c.groups = kw.get("groups", 1)
-        c.w_full = random_array(rng, w_shape, c.dtype)
-        c.ks = w_shape[2:]
-        c.stride = R.normalize_tuple(kw.get("stride", 1), nd)
-        c.dilation = R.normalize_tuple(kw.get("dilation", 1), nd)
-        c.pairs = R.normalize_padding(kw.get("padding", 0), c.ks, c.dilation, c.stride)
-        c.spatial = tuple(spatial)
-        c.in_shape_c = (w_shape[1] * c.groups,) + c.spatial
-        c.out_sp = R.conv_output_shape(c.spatial, c.ks, c.stride, c.pairs, c.dilation)
-        c.out_shape_c = (w_shape[0],) + c.out_sp
-        c.kind = "dense"
-        c.weight, c.input_shape, c.output_shape = c.w_full, c.in_shape_c, c.out_shape_c
-        c.kwargs = dict(kw)
-        c.ref_kwargs = dict(stride=c.stride, padding=c.pairs, dilation=c.dilation,
-                            groups=c.groups, padding_mode=c.mode)
-        c.rng = rng
-        out.append(c)
-
-    # padding-mode limits: reflect p = n - 1, circular p = n, replicate p > n
-    add(1, (2, 1, 3), (4,), padding=3, padding_mode="reflect")
-    add(2, (1, 1, 3, 2), (3, 2), padding=((2, 1), (0, 1)), padding_mode="reflect")
-    add(1, (1, 2, 2), (3,), padding=3, padding_mode="circular", dtype=np.complex128)
-    add(2, (2, 1, 2, 3), (2, 3), padding=((2, 2), (3, 3)), padding_mode="circular")
-    add(2, (1, 1, 3, 3), (2, 2), padding=5, padding_mode="replicate", dtype=np.float32)
-    add(1, (1, 1, 2), (1,), padding=4, padding_mode="replicate")
-    add(1, (1, 1, 3), (1,), padding=1, padding_mode="circular")
-    # reflect/circular combined with stride, dilation, 'same', even kernels
-    add(2, (2, 2, 4, 2), (5, 6), padding="same", dilation=(1, 2), padding_mode="reflect")
-    add(1, (3, 1, 4), (6,), padding="same", dilation=3, groups=1, padding_mode="circular")
-    add(3, (2, 1, 2, 2, 2), (3, 4, 3), padding="same", padding_mode="zeros", groups=2,
-        dtype=np.complex64)
-    add(2, (4, 1, 3, 3), (7, 6), stride=(3, 2), padding=(2, 1), dilation=(2, 1), groups=4,
-        padding_mode="reflect", dtype=np.complex128)  # depthwise
-    # output of size 1 (kernel = padded input); stride larger than the kernel
-    add(2, (1, 1, 5, 4), (3, 2), padding=1)
-    add(1, (2, 1, 2), (11,), stride=5)
-    add(3, (1, 1, 1, 1, 1), (2, 3, 2), stride=(2, 1, 2), dtype=np.float32)  # 1x1x1 kernel
-    add(3, (2, 2, 2, 1, 3), (3, 2, 5), stride=2, padding=((1, 0), (0, 1), (1, 2)),
-        padding_mode="replicate", dtype=np.complex128)
-    return out
+def draw_tconv(data, nd, dtype):
+    return Case(data.draw(TCONV_STRATEGIES[nd, dtype], label="config"))
 
 
-CONV_CONFIGS += _extra_conv_configs()
+def _sample(strategy, n, key):
+    """``n`` configurations drawn from ``strategy`` as the property tests draw them
+    (same settings), seeded by ``key``."""
+    drawn = []
+
+    @seed(key)
+    @settings(DRAWN, max_examples=n, phases=[Phase.generate])
+    @given(strategy)
+    def collect(config):
+        drawn.append(Case(config))
+
+    collect()
+    return drawn
 
 
-def conv_params():
-    return [pytest.param(c, m, id=f"{c!r}-{m}") for c in CONV_CONFIGS for m in METHODS]
+def test_strata_cover_the_parameter_space():
+    """As many draws per stratum as the property tests make cover every combination
+    the tests promise.
+
+    The property tests draw their own examples (seeded from their ids): this checks
+    the strata, their limits and their number of examples (a stratum too narrow, a
+    limit too low, too few examples), with the same strategies and settings.
+    """
+    conv = [c for i, strategy in enumerate(CONV_STRATEGIES.values())
+            for c in _sample(strategy, CONV_EXAMPLES, i)]
+    assert {(c.nd, c.mode) for c in conv} == {(nd, m) for nd in (1, 2, 3) for m in MODES}
+    assert {(c.mode, c.form) for c in conv} >= {(m, f) for m in MODES for f in FORMS}
+    assert {c.dtype for c in conv} == set(DTYPES)
+    assert {c.kind for c in conv} >= set(KINDS)
+    assert {(c.nd, c.dtype) for c in conv} == {(nd, d) for nd in (1, 2, 3) for d in DTYPES}
+    assert any(max(c.stride) > 1 for c in conv if c.nd == 3)
+    assert any(max(c.dilation) > 1 for c in conv if c.nd == 3)
+    tconv = [c for i, strategy in enumerate(TCONV_STRATEGIES.values())
+             for c in _sample(strategy, TCONV_EXAMPLES, 100 + i)]
+    assert {(c.nd, c.dtype) for c in tconv} == {(nd, d) for nd in (1, 2, 3) for d in DTYPES}
+    assert {c.kind for c in tconv} == set(KINDS)
+    assert {c.form for c in tconv} == {"int", "axis", "pairs"}
+    assert any(max(c.op) > 0 for c in tconv)
+    # output_padding >= stride (allowed because dilation > stride) is covered
+    assert any(o >= s for c in tconv for o, s in zip(c.op, c.stride))
 
 
-def test_config_coverage():
-    """The configurations do cover every combination the tests promise."""
-    seen = {(c.nd, c.mode) for c in CONV_CONFIGS}
-    assert seen == {(nd, m) for nd in (1, 2, 3) for m in MODES}
-    assert {(c.mode, c.form) for c in CONV_CONFIGS} >= {(m, f) for m in MODES for f in FORMS}
-    assert {c.dtype for c in CONV_CONFIGS} == {np.dtype(d) for d in DTYPES}
-    assert {c.kind for c in CONV_CONFIGS} >= {"bare", "dense", "grouped", "depthwise"}
-    assert {(c.nd, c.dtype) for c in CONV_CONFIGS} == {
-        (nd, np.dtype(d)) for nd in (1, 2, 3) for d in DTYPES}
-    assert any(max(c.stride) > 1 for c in CONV_CONFIGS if c.nd == 3)
-    assert any(max(c.dilation) > 1 for c in CONV_CONFIGS if c.nd == 3)
-
-
-@pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=repr)
-def test_reference_self_consistency(cfg):
+# ============================================================================
+# 2. convolution operators vs the reference
+# ============================================================================
+def check_reference_self_consistency(cfg):
     """Reference vs itself: sliced vs scalar loops, column vs row construction."""
     w = cfg.w_full.astype(high(cfg.dtype))
-    x = random_array(np.random.default_rng(cfg.i), cfg.in_shape_c, high(cfg.dtype))
+    x = random_array(cfg.rng(0), cfg.in_shape_c, high(cfg.dtype))
     fast = R.conv_nd(x, w, **cfg.ref_kwargs)
     slow = R.conv_nd_scalar(x, w, **cfg.ref_kwargs)
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
@@ -453,13 +449,9 @@ def test_reference_self_consistency(cfg):
     np.testing.assert_allclose(cfg.dense @ x.ravel(), fast.ravel(), rtol=1e-12, atol=1e-12)
 
 
-# ============================================================================
-# 2. convolution operators vs the reference
-# ============================================================================
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_matvec_rmatvec(cfg, method):
-    A = cfg.op(method)
-    rng = np.random.default_rng(cfg.i + 1)
+def check_conv_matvec_rmatvec(cfg, method):
+    A = cfg.build(method)
+    rng = cfg.rng(1)
     x = random_array(rng, cfg.input_shape, cfg.dtype)
     y = random_array(rng, cfg.output_shape, cfg.dtype)
     M = cfg.dense
@@ -476,10 +468,9 @@ def test_conv_matvec_rmatvec(cfg, method):
     assert_close(got, ref, cfg.dense_abs.T @ np.abs(y.ravel()), cfg.dtype, "rmatvec")
 
 
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_matmat_rmatmat(cfg, method):
-    A = cfg.op(method)
-    rng = np.random.default_rng(cfg.i + 2)
+def check_conv_matmat_rmatmat(cfg, method):
+    A = cfg.build(method)
+    rng = cfg.rng(2)
     X = random_array(rng, (A.shape[1], 3), cfg.dtype)
     Y = random_array(rng, (A.shape[0], 4), cfg.dtype)
     M = cfg.dense
@@ -499,11 +490,10 @@ def test_conv_matmat_rmatmat(cfg, method):
                  cfg.dtype, "matmat strided")
 
 
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_apply_batch(cfg, method):
+def check_conv_apply_batch(cfg, method):
     """apply on (*batch, *input_shape) against conv_nd directly (not the matrix)."""
-    A = cfg.op(method)
-    rng = np.random.default_rng(cfg.i + 3)
+    A = cfg.build(method)
+    rng = cfg.rng(3)
     x = random_array(rng, (2, 3) + cfg.input_shape, cfg.dtype)
     got = A.apply(x)
     assert got.shape == (2, 3) + cfg.output_shape
@@ -520,22 +510,10 @@ def test_conv_apply_batch(cfg, method):
     assert_close(got.reshape(3, -1), ref, bound, cfg.dtype, "apply_adjoint")
 
 
-def check_csr(S, dtype):
-    assert isinstance(S, scipy.sparse.csr_array), type(S)
-    assert S.dtype == dtype
-    assert S.indices.dtype == np.int32 and S.indptr.dtype == np.int32
-    assert S.has_sorted_indices
-    # check sortedness by hand too (the flag could be stale)
-    for r in range(S.shape[0]):
-        row = S.indices[S.indptr[r]:S.indptr[r + 1]]
-        assert np.all(np.diff(row) > 0), f"row {r} indices not strictly increasing: {row}"
-
-
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_tocsr(cfg, method):
-    A = cfg.op(method)
+def check_conv_tocsr(cfg, method):
+    A = cfg.build(method)
     S = A.tocsr()
-    check_csr(S, cfg.dtype)
+    assert_csr(S, cfg.dtype)
     assert S.shape == A.shape
     D = S.toarray()
     if cfg.mode == "zeros":
@@ -545,14 +523,13 @@ def test_conv_tocsr(cfg, method):
         # reflect/replicate/circular: several taps may sum into one entry
         assert_close(D, cfg.dense, cfg.dense_abs, cfg.dtype, "tocsr")
     S2 = linop.conv_matrix(cfg.weight, cfg.input_shape, method=method, **cfg.kwargs)
-    check_csr(S2, cfg.dtype)
+    assert_csr(S2, cfg.dtype)
     np.testing.assert_array_equal(S2.toarray(), D)
 
 
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_adjoint_identity(cfg, method):
-    A = cfg.op(method)
-    rng = np.random.default_rng(cfg.i + 4)
+def check_conv_adjoint_identity(cfg, method):
+    A = cfg.build(method)
+    rng = cfg.rng(4)
     for _ in range(2):
         x = random_array(rng, A.shape[1], cfg.dtype)
         y = random_array(rng, A.shape[0], cfg.dtype)
@@ -564,12 +541,11 @@ def test_conv_adjoint_identity(cfg, method):
             lhs, rhs)
 
 
-@pytest.mark.parametrize("cfg,method", conv_params())
-def test_conv_transpose_views(cfg, method):
+def check_conv_transpose_views(cfg, method):
     """A.T is the plain transpose, A.H the conjugate transpose, A.T.T is A again."""
-    A = cfg.op(method)
+    A = cfg.build(method)
     M = cfg.dense
-    rng = np.random.default_rng(cfg.i + 5)
+    rng = cfg.rng(5)
     y = random_array(rng, A.shape[0], cfg.dtype)
     At, Ah = A.T, A.H
     assert At.shape == Ah.shape == (A.shape[1], A.shape[0])
@@ -592,142 +568,122 @@ def test_conv_transpose_views(cfg, method):
         assert "Transpose" in type(At).__name__, type(At)
 
 
-@pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=repr)
-def test_conv_attributes(cfg):
-    A = conv_cls(cfg.nd)(cfg.weight, cfg.input_shape, **cfg.kwargs)
+def check_conv_attributes(cfg):
+    A = cfg.build()
     assert A.input_shape == cfg.input_shape
     assert A.output_shape == cfg.output_shape
+    # linop.testing's own output-shape formula agrees with the reference's
+    assert cfg.config.expected_output_shape == cfg.output_shape
     assert A.stride == cfg.stride
     assert A.dilation == cfg.dilation
     assert A.padding == cfg.pairs
     assert A.groups == cfg.groups
     assert A.padding_mode == cfg.mode
-    assert A.method in METHODS
+    assert A.method in RESOLVED_METHODS
     assert A.dtype == cfg.dtype
     np.testing.assert_array_equal(A.weight, cfg.weight)
     for m in METHODS:
-        assert conv_cls(cfg.nd)(cfg.weight, cfg.input_shape, method=m, **cfg.kwargs).method == m
+        assert cfg.build(m).method == m
+
+
+CONV_CHECKS = [check_conv_matvec_rmatvec, check_conv_matmat_rmatmat, check_conv_apply_batch,
+               check_conv_tocsr, check_conv_adjoint_identity, check_conv_transpose_views]
+
+
+@pytest.mark.parametrize("nd,mode", CONV_STRATA)
+@settings(DRAWN, max_examples=CONV_EXAMPLES)
+@given(data=st.data())
+def test_conv_matches_reference(nd, mode, data):
+    """Every check on each drawn convolution: the reference's self-consistency, the
+    attributes, then matvec/rmatvec, matmat/rmatmat, apply/apply_adjoint with batch axes,
+    tocsr, the adjoint identity and .T/.H with each method."""
+    cfg = draw_conv(data, nd, mode)
+    check_reference_self_consistency(cfg)
+    check_conv_attributes(cfg)
+    for method in METHODS:
+        note(f"method={method!r}")  # the last one noted is the failing one
+        for check in CONV_CHECKS:
+            check(cfg, method)
+
+
+# ----------------------------------------------------------------------------
+# hand-picked corner cases, through the same checks
+# ----------------------------------------------------------------------------
+def _corner(nd, w_shape, spatial, dtype=np.float64, **kw):
+    groups = kw.get("groups", 1)
+    return Case(ConvConfig(
+        ndim=nd, transpose=False, bare=False, weight_shape=w_shape,
+        input_shape=(w_shape[1] * groups,) + spatial, stride=kw.get("stride", 1),
+        padding=kw.get("padding", 0), dilation=kw.get("dilation", 1), groups=groups,
+        padding_mode=kw.get("padding_mode", "zeros"), output_padding=0, method="auto",
+        dtype=np.dtype(dtype), seed=0))
+
+
+CORNER_CASES = [
+    # padding-mode limits: reflect p = n - 1, circular p = n, replicate p > n
+    pytest.param(_corner(1, (2, 1, 3), (4,), padding=3, padding_mode="reflect"),
+                 id="reflect-p=n-1"),
+    pytest.param(_corner(2, (1, 1, 3, 2), (3, 2), padding=((2, 1), (0, 1)),
+                         padding_mode="reflect"), id="reflect-pairs-p=n-1"),
+    pytest.param(_corner(1, (1, 2, 2), (3,), padding=3, padding_mode="circular",
+                         dtype=np.complex128), id="circular-p=n"),
+    pytest.param(_corner(2, (2, 1, 2, 3), (2, 3), padding=((2, 2), (3, 3)),
+                         padding_mode="circular"), id="circular-pairs-p=n"),
+    pytest.param(_corner(2, (1, 1, 3, 3), (2, 2), padding=5, padding_mode="replicate",
+                         dtype=np.float32), id="replicate-p>n"),
+    pytest.param(_corner(1, (1, 1, 2), (1,), padding=4, padding_mode="replicate"),
+                 id="replicate-n=1"),
+    pytest.param(_corner(1, (1, 1, 3), (1,), padding=1, padding_mode="circular"),
+                 id="circular-n=1"),
+    # reflect/circular combined with stride, dilation, 'same', even kernels
+    pytest.param(_corner(2, (2, 2, 4, 2), (5, 6), padding="same", dilation=(1, 2),
+                         padding_mode="reflect"), id="reflect-same-even-dilated"),
+    pytest.param(_corner(1, (3, 1, 4), (6,), padding="same", dilation=3, groups=1,
+                         padding_mode="circular"), id="circular-same-even-dilated"),
+    pytest.param(_corner(3, (2, 1, 2, 2, 2), (3, 4, 3), padding="same", padding_mode="zeros",
+                         groups=2, dtype=np.complex64), id="3d-same-grouped"),
+    pytest.param(_corner(2, (4, 1, 3, 3), (7, 6), stride=(3, 2), padding=(2, 1),
+                         dilation=(2, 1), groups=4, padding_mode="reflect",
+                         dtype=np.complex128), id="reflect-depthwise-strided"),
+    # output of size 1 (kernel = padded input); stride larger than the kernel
+    pytest.param(_corner(2, (1, 1, 5, 4), (3, 2), padding=1), id="output-size-1"),
+    pytest.param(_corner(1, (2, 1, 2), (11,), stride=5), id="stride>kernel"),
+    pytest.param(_corner(3, (1, 1, 1, 1, 1), (2, 3, 2), stride=(2, 1, 2), dtype=np.float32),
+                 id="3d-1x1x1-kernel"),
+    pytest.param(_corner(3, (2, 2, 2, 1, 3), (3, 2, 5), stride=2,
+                         padding=((1, 0), (0, 1), (1, 2)), padding_mode="replicate",
+                         dtype=np.complex128), id="3d-replicate-pairs-strided"),
+]
+
+
+def _check_id(check):
+    return check.__name__.removeprefix("check_")
+
+
+@pytest.mark.parametrize("cfg", CORNER_CASES)
+def test_corner_cases_reference_and_attributes(cfg):
+    check_reference_self_consistency(cfg)
+    check_conv_attributes(cfg)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("check", CONV_CHECKS, ids=_check_id)
+@pytest.mark.parametrize("cfg", CORNER_CASES)
+def test_corner_cases(cfg, check, method):
+    check(cfg, method)
 
 
 # ============================================================================
 # 3. transposed convolutions
 # ============================================================================
-class TConvConfig:
-    def __init__(self, i):
-        rng = np.random.default_rng(777 + i)
-        self.i = i
-        nd = self.nd = (1, 2, 3)[i % 3]
-        self.dtype = np.dtype(DTYPES[(i // 3) % 4])
-        self.form = ("int", "axis", "pairs")[(i // 3) % 3]
-        kind = ("bare", "dense", "grouped", "depthwise")[(i // 2) % 4]
-        if kind == "bare":
-            groups, cig, cog = 1, 1, 1
-        elif kind == "dense":
-            groups, cig, cog = 1, int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        elif kind == "grouped":
-            groups, cig, cog = 2, int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        else:
-            groups, cig, cog = int(rng.integers(2, 4)), 1, int(rng.integers(1, 3))
-        self.kind, self.groups = kind, groups
-        c_in = cig * groups
-        kmax = {1: 4, 2: 3, 3: 2}[nd]
-        ks = tuple(int(rng.integers(1, kmax + 1)) for _ in range(nd))
-        stride = tuple(int(rng.integers(1, 4)) for _ in range(nd))
-        dilation = tuple(int(rng.integers(1, 3)) for _ in range(nd))
-        # output_padding < max(stride, dilation); include op >= stride (possible when d > s)
-        op = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
-        if self.form == "int":
-            p = int(rng.integers(0, 3))
-            padding, pairs = p, ((p, p),) * nd
-        elif self.form == "axis":
-            ps = tuple(int(rng.integers(0, 3)) for _ in range(nd))
-            padding, pairs = ps, tuple((p, p) for p in ps)
-        else:
-            pairs = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(nd))
-            padding = pairs
-        extra = {1: 4, 2: 2, 3: 1}[nd]
-        spatial = []
-        for (lo, hi), k, d, s, o in zip(pairs, ks, dilation, stride, op):
-            n = 1
-            while R.conv_transpose_output_size(n, k, s, lo, hi, d, o) < 1:
-                n += 1
-            spatial.append(n + int(rng.integers(0, extra + 1)))
-        self.spatial = tuple(spatial)
-        self.ks, self.pairs, self.stride, self.dilation, self.op = ks, pairs, stride, dilation, op
-        self.w_full = random_array(rng, (c_in, cog) + ks, self.dtype)
-        self.in_shape_c = (c_in,) + self.spatial
-        self.out_sp = R.conv_transpose_output_shape(self.spatial, ks, stride, pairs, dilation, op)
-        self.out_shape_c = (cog * groups,) + self.out_sp
-        if kind == "bare":
-            self.weight, self.input_shape, self.output_shape = (
-                self.w_full[0, 0], self.spatial, self.out_sp)
-        else:
-            self.weight, self.input_shape, self.output_shape = (
-                self.w_full, self.in_shape_c, self.out_shape_c)
-        op_arg = op[0] if len(set(op)) == 1 and rng.random() < 0.5 else op
-        self.kwargs = dict(stride=stride, padding=padding, output_padding=op_arg,
-                           dilation=dilation, groups=groups)
-        self.ref_kwargs = dict(stride=stride, padding=pairs, output_padding=op,
-                               dilation=dilation, groups=groups)
-
-    def __repr__(self):
-        return f"t{self.i:02d}-{self.nd}d-{self.kind}-{self.form}-op{self.op}-{self.dtype.name}"
-
-    def op_(self, method):
-        return tconv_cls(self.nd)(self.weight, self.input_shape, method=method, **self.kwargs)
-
-    @functools.cached_property
-    def dense(self):
-        return R.conv_transpose_matrix_dense(self.w_full.astype(high(self.dtype)),
-                                             self.in_shape_c, **self.ref_kwargs)
-
-    @functools.cached_property
-    def dense_abs(self):
-        return R.conv_transpose_matrix_dense(np.abs(self.w_full).astype(np.float64),
-                                             self.in_shape_c, **self.ref_kwargs)
-
-    def ref_apply(self, y):
-        y = np.asarray(y).astype(high(self.dtype))
-        w = self.w_full.astype(high(self.dtype))
-        if self.kind == "bare":
-            return R.conv_transpose_nd(np.expand_dims(y, -self.nd - 1), w,
-                                       **self.ref_kwargs).squeeze(-self.nd - 1)
-        return R.conv_transpose_nd(y, w, **self.ref_kwargs)
-
-    def ref_apply_abs(self, y):
-        y = np.abs(np.asarray(y)).astype(np.float64)
-        w = np.abs(self.w_full).astype(np.float64)
-        if self.kind == "bare":
-            return R.conv_transpose_nd(np.expand_dims(y, -self.nd - 1), w,
-                                       **self.ref_kwargs).squeeze(-self.nd - 1)
-        return R.conv_transpose_nd(y, w, **self.ref_kwargs)
-
-
-N_TCONV = 36
-TCONV_CONFIGS = [TConvConfig(i) for i in range(N_TCONV)]
-
-
-def tconv_params():
-    return [pytest.param(c, m, id=f"{c!r}-{m}") for c in TCONV_CONFIGS for m in METHODS]
-
-
-def test_tconv_config_coverage():
-    assert {(c.nd, c.dtype) for c in TCONV_CONFIGS} == {
-        (nd, np.dtype(d)) for nd in (1, 2, 3) for d in DTYPES}
-    assert {c.kind for c in TCONV_CONFIGS} == {"bare", "dense", "grouped", "depthwise"}
-    assert {c.form for c in TCONV_CONFIGS} == {"int", "axis", "pairs"}
-    assert any(max(c.op) > 0 for c in TCONV_CONFIGS)
-    # output_padding >= stride (allowed because dilation > stride) is covered
-    assert any(o >= s for c in TCONV_CONFIGS for o, s in zip(c.op, c.stride))
-
-
-@pytest.mark.parametrize("cfg", TCONV_CONFIGS, ids=repr)
-def test_reference_tconv_self_consistency(cfg):
+def check_reference_tconv_self_consistency(cfg):
     """Scatter-add (sliced) vs scalar loops, and the scatter-add vs the transpose of the
-    convolution matrix (the relation DESIGN.md states; for output_padding >= stride the
-    conv over the larger output has extra rows that the transposed conv never reaches)."""
+    convolution matrix: the transposed convolution with a weight is the transpose of the
+    convolution with the same weight and parameters whose input has the transposed
+    convolution's output shape (for output_padding >= stride that convolution's output is
+    larger, and its extra rows are pixels the transposed convolution never reads)."""
     w = cfg.w_full.astype(high(cfg.dtype))
-    y = random_array(np.random.default_rng(cfg.i), cfg.in_shape_c, high(cfg.dtype))
+    y = random_array(cfg.rng(0), cfg.in_shape_c, high(cfg.dtype))
     fast = R.conv_transpose_nd(y, w, **cfg.ref_kwargs)
     slow = R.conv_transpose_nd_scalar(y, w, **cfg.ref_kwargs)
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
@@ -748,13 +704,12 @@ def conv_rows_for(cfg, conv_out):
     return grid[(slice(None),) + tuple(slice(0, n) for n in cfg.spatial)].ravel()
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_matvec_rmatvec(cfg, method):
-    T = cfg.op_(method)
+def check_tconv_matvec_rmatvec(cfg, method):
+    T = cfg.build(method)
     assert T.input_shape == cfg.input_shape
     assert T.output_shape == cfg.output_shape
     assert T.dtype == cfg.dtype
-    rng = np.random.default_rng(cfg.i + 11)
+    rng = cfg.rng(11)
     y = random_array(rng, cfg.input_shape, cfg.dtype)
     z = random_array(rng, cfg.output_shape, cfg.dtype)
     got = T.matvec(y.ravel())
@@ -775,10 +730,9 @@ def test_tconv_matvec_rmatvec(cfg, method):
                  cfg.dtype, "tconv rmatmat")
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_apply_batch(cfg, method):
-    T = cfg.op_(method)
-    rng = np.random.default_rng(cfg.i + 12)
+def check_tconv_apply_batch(cfg, method):
+    T = cfg.build(method)
+    rng = cfg.rng(12)
     y = random_array(rng, (3, 2) + cfg.input_shape, cfg.dtype)
     got = T.apply(y)
     assert got.shape == (3, 2) + cfg.output_shape
@@ -792,23 +746,21 @@ def test_tconv_apply_batch(cfg, method):
     assert_close(got.reshape(2, -1), ref, bound, cfg.dtype, "tconv apply_adjoint")
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_tocsr(cfg, method):
-    T = cfg.op_(method)
+def check_tconv_tocsr(cfg, method):
+    T = cfg.build(method)
     S = T.tocsr()
-    check_csr(S, cfg.dtype)
+    assert_csr(S, cfg.dtype)
     # one weight per entry: exact
     np.testing.assert_array_equal(S.toarray(), cfg.dense.astype(cfg.dtype))
     S2 = linop.conv_transpose_matrix(cfg.weight, cfg.input_shape, method=method, **cfg.kwargs)
-    check_csr(S2, cfg.dtype)
+    assert_csr(S2, cfg.dtype)
     np.testing.assert_array_equal(S2.toarray(), S.toarray())
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_tocsr_is_conv_matrix_transposed(cfg, method):
+def check_tconv_tocsr_is_conv_matrix_transposed(cfg, method):
     """ConvTranspose(w, in).tocsr() == conv_matrix(w, <its output shape>).T exactly
     (rows restricted when output_padding >= stride, see conv_rows_for)."""
-    T = cfg.op_(method)
+    T = cfg.build(method)
     conv_kwargs = dict(stride=cfg.stride, padding=cfg.kwargs["padding"],
                        dilation=cfg.dilation, groups=cfg.groups)
     C = linop.conv_matrix(cfg.weight, T.output_shape, method=method, **conv_kwargs)
@@ -821,15 +773,14 @@ def test_tconv_tocsr_is_conv_matrix_transposed(cfg, method):
         np.testing.assert_array_equal(T.tocsr().toarray(), C.toarray()[rows].T)
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_transpose_views(cfg, method):
-    T = cfg.op_(method)
+def check_tconv_transpose_views(cfg, method):
+    T = cfg.build(method)
     M = cfg.dense
     assert T.T.shape == (T.shape[1], T.shape[0])
     assert T.T.input_shape == T.output_shape and T.T.output_shape == T.input_shape
     np.testing.assert_array_equal(T.T.tocsr().toarray(), M.T.astype(cfg.dtype))
     np.testing.assert_array_equal(T.H.tocsr().toarray(), M.conj().T.astype(cfg.dtype))
-    rng = np.random.default_rng(cfg.i + 13)
+    rng = cfg.rng(13)
     z = random_array(rng, T.shape[0], cfg.dtype)
     bound = cfg.dense_abs.T @ np.abs(z)
     assert_close(T.T @ z, M.T @ z.astype(M.dtype), bound, cfg.dtype, "T.T @ z")
@@ -841,10 +792,9 @@ def test_tconv_transpose_views(cfg, method):
         assert "Transpose" not in type(T.T).__name__, type(T.T)
 
 
-@pytest.mark.parametrize("cfg,method", tconv_params())
-def test_tconv_adjoint_identity(cfg, method):
-    T = cfg.op_(method)
-    rng = np.random.default_rng(cfg.i + 14)
+def check_tconv_adjoint_identity(cfg, method):
+    T = cfg.build(method)
+    rng = cfg.rng(14)
     y = random_array(rng, T.shape[1], cfg.dtype)
     z = random_array(rng, T.shape[0], cfg.dtype)
     lhs = np.vdot(z, T.matvec(y))
@@ -854,25 +804,47 @@ def test_tconv_adjoint_identity(cfg, method):
     assert abs(lhs - rhs) <= 100 * eps * max(scale, 1e-300) * math.sqrt(T.shape[0]), (lhs, rhs)
 
 
-@pytest.mark.parametrize("cfg", TCONV_CONFIGS, ids=repr)
-def test_tconv_attributes(cfg):
-    T = tconv_cls(cfg.nd)(cfg.weight, cfg.input_shape, **cfg.kwargs)
+def check_tconv_attributes(cfg):
+    T = cfg.build()
+    # linop.testing's own output-shape formula agrees with the reference's
+    assert cfg.config.expected_output_shape == cfg.output_shape
     assert T.stride == cfg.stride
     assert T.dilation == cfg.dilation
     assert T.padding == cfg.pairs
     assert T.output_padding == cfg.op
     assert T.groups == cfg.groups
-    assert T.method in METHODS
+    assert T.method in RESOLVED_METHODS
     np.testing.assert_array_equal(T.weight, cfg.weight)
+
+
+TCONV_CHECKS = [check_tconv_matvec_rmatvec, check_tconv_apply_batch, check_tconv_tocsr,
+                check_tconv_tocsr_is_conv_matrix_transposed, check_tconv_transpose_views,
+                check_tconv_adjoint_identity]
+
+
+@pytest.mark.parametrize("nd,dtype", TCONV_STRATA)
+@settings(DRAWN, max_examples=TCONV_EXAMPLES)
+@given(data=st.data())
+def test_tconv_matches_reference(nd, dtype, data):
+    """Every check on each drawn transposed convolution: the reference's
+    self-consistency, the attributes, then matvec/rmatvec/matmat/rmatmat,
+    apply/apply_adjoint with batch axes, tocsr, tocsr against the convolution matrix,
+    .T/.H and the adjoint identity with each method."""
+    cfg = draw_tconv(data, nd, dtype)
+    check_reference_tconv_self_consistency(cfg)
+    check_tconv_attributes(cfg)
+    for method in METHODS:
+        note(f"method={method!r}")  # the last one noted is the failing one
+        for check in TCONV_CHECKS:
+            check(cfg, method)
 
 
 # ============================================================================
 # 4. special cases
 # ============================================================================
-def test_conv_T_of_strided_conv_picks_output_padding():
+def test_conv_T_of_strided_conv_picks_output_padding(rng):
     """Conv with stride 2 on an odd and an even input: both map to the same output size,
     and A.T must reproduce the right input size (output_padding 0 resp. 1)."""
-    rng = np.random.default_rng(5)
     w = rng.standard_normal((2, 3, 3, 3))
     for n in (7, 8):
         A = linop.Conv2d(w, (3, n, n), stride=2, padding=1)
@@ -885,13 +857,13 @@ def test_conv_T_of_strided_conv_picks_output_padding():
         np.testing.assert_array_equal(T.tocsr().toarray(), M.T)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_dtype_end_to_end(dtype):
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dtype_end_to_end(dtype, rng):
     """The weights' dtype is the operator's and every result's (float32 stays float32)."""
     dtype = np.dtype(dtype)
-    rng = np.random.default_rng(3)
     w = random_array(rng, (2, 1, 3, 3), dtype)
-    for kw in (dict(), dict(padding=1, padding_mode="reflect"), dict(padding="same", method="im2col")):
+    for kw in (dict(), dict(padding=1, padding_mode="reflect"),
+               dict(padding="same", method="im2col")):
         A = linop.Conv2d(w, (2, 5, 4), groups=2, **kw)
         assert A.dtype == dtype
         x = random_array(rng, A.input_shape, dtype)
@@ -915,7 +887,7 @@ def test_dtype_end_to_end(dtype):
     assert linop.conv_transpose_matrix(w, (2, 3, 3), stride=2).dtype == dtype
 
 
-def test_dtype_promotion():
+def test_dtype_promotion(rng):
     """Integer weights give float64; inputs promote with the operator's dtype."""
     w = np.array([[1, 2], [3, 4]])
     A = linop.Conv2d(w, (3, 3))
@@ -927,7 +899,6 @@ def test_dtype_promotion():
     # a float64 input promotes a float32 operator (numpy's rules)
     assert A32.apply(x.astype(np.float64)).dtype == np.float64
     # a complex input to a real operator: A(xr) + i A(xi)
-    rng = np.random.default_rng(0)
     B = linop.Conv1d(rng.standard_normal((2, 1, 3)), (1, 6), padding=1, padding_mode="circular")
     xr, xi = rng.standard_normal((2, 1, 6))
     got = B.apply(xr + 1j * xi)
@@ -952,9 +923,8 @@ def test_complex_weights_not_conjugated():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_padding_forms_equivalent(method):
+def test_padding_forms_equivalent(method, rng):
     """int == per-axis == pairs == the explicit values; 'valid' == 0; 'same' keeps size."""
-    rng = np.random.default_rng(11)
     w = rng.standard_normal((3, 2, 3, 2))
     shape = (2, 5, 6)
 
@@ -978,9 +948,8 @@ def test_padding_forms_equivalent(method):
         assert B.padding == ((2, 2), (1, 2))
 
 
-def test_methods_agree_large_channels():
+def test_methods_agree_large_channels(rng):
     """Toeplitz and im2col on a many-channel case agree with each other and the reference."""
-    rng = np.random.default_rng(8)
     w = rng.standard_normal((6, 4, 3, 3))
     x = rng.standard_normal((3, 4, 9, 7))
     ops = [linop.Conv2d(w, (4, 9, 7), stride=(1, 2), padding=1, padding_mode="reflect",
@@ -1028,7 +997,7 @@ def _bad_conv_cases():
         (C(groups=1.0), ("groups",)),
         (C(padding_mode="mirror"), ("padding_mode",)),
         (C(padding_mode=None), ("padding_mode",)),
-        (C(method="fft"), ("method",)),
+        (C(method="no-such-method"), ("method",)),
         (("Conv2d", W2, (3, 6, 6), {}), ("input_shape",)),  # channel mismatch
         (("Conv2d", W2, (2, 6, 6), dict(groups=2)), ("input_shape", "groups")),  # needs 4
         (("Conv2d", W2, (2, 6), {}), ("input_shape",)),  # wrong length
@@ -1152,9 +1121,8 @@ def test_empty_batch(method):
     assert T.apply(np.zeros((0, 3, 2, 2))).shape == (0,) + T.output_shape
 
 
-def test_output_padding_allowed_by_dilation():
+def test_output_padding_allowed_by_dilation(rng):
     """output_padding may reach max(stride, dilation) - 1 even when >= stride."""
-    rng = np.random.default_rng(2)
     w = rng.standard_normal((1, 2, 3))
     y = rng.standard_normal((1, 4))
     T = linop.ConvTranspose1d(w, (1, 4), stride=1, dilation=3, output_padding=2)
@@ -1164,99 +1132,50 @@ def test_output_padding_allowed_by_dilation():
     assert np.all(T.apply(y)[:, -2:] == 0)  # nothing scatters into the output padding
 
 
-# ============================================================================
-# 5. hypothesis property tests
-# ============================================================================
-@st.composite
-def conv_problem(draw):
-    nd = draw(st.integers(1, 3))
-    groups = draw(st.integers(1, 2))
-    cig = draw(st.integers(1, 2))
-    cog = draw(st.integers(1, 2))
-    mode = draw(st.sampled_from(MODES))
-    ks = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    pairs = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
-    spatial = []
-    for (lo, hi), k, d in zip(pairs, ks, dilation):
-        n_min = max(1, d * (k - 1) + 1 - lo - hi)
-        if mode == "reflect":
-            n_min = max(n_min, max(lo, hi) + 1)
-        if mode == "circular":
-            n_min = max(n_min, max(lo, hi))
-        spatial.append(draw(st.integers(n_min, n_min + (4 if nd < 3 else 1))))
-    dtype = draw(st.sampled_from(DTYPES))
-    method = draw(st.sampled_from(METHODS))
-    seed = draw(st.integers(0, 2**16))
-    return nd, groups, cig, cog, mode, ks, stride, dilation, pairs, tuple(spatial), dtype, \
-        method, seed
 
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(conv_problem())
-def test_hypothesis_conv_matches_reference(problem):
-    nd, groups, cig, cog, mode, ks, stride, dilation, pairs, spatial, dtype, method, seed = problem
-    rng = np.random.default_rng(seed)
-    w = random_array(rng, (cog * groups, cig) + ks, dtype)
-    shape = (cig * groups,) + spatial
-    A = conv_cls(nd)(w, shape, stride=stride, padding=pairs, dilation=dilation, groups=groups,
-                     padding_mode=mode, method=method)
-    x = random_array(rng, shape, dtype)
-    kw = dict(stride=stride, padding=pairs, dilation=dilation, groups=groups, padding_mode=mode)
-    ref = R.conv_nd_scalar(x.astype(high(dtype)), w.astype(high(dtype)), **kw)
-    bound = R.conv_nd(np.abs(x).astype(float), np.abs(w).astype(float), **kw)
-    assert_close(A.apply(x), ref, bound, dtype, "apply")
+# ============================================================================
+# 5. the whole space of the strategies: every method ("auto" included), bare kernels,
+#    against the scalar loops of the reference
+# ============================================================================
+@settings(DRAWN, max_examples=25)
+@given(config=conv_configs(transpose=False))
+def test_hypothesis_conv_matches_reference(config):
+    cfg = Case(config)
+    A = config.build()
+    rng = cfg.rng(20)
+    x = random_array(rng, cfg.input_shape, cfg.dtype)
+    hi = high(cfg.dtype)
+    ref = R.conv_nd_scalar(x.reshape(cfg.in_shape_c).astype(hi), cfg.w_full.astype(hi),
+                           **cfg.ref_kwargs).reshape(cfg.output_shape)
+    bound = cfg.ref_apply_abs(x)
+    assert_close(A.apply(x), ref, bound, cfg.dtype, "apply")
     # adjoint identity
-    y = random_array(rng, A.output_shape, dtype)
+    y = random_array(rng, A.output_shape, cfg.dtype)
     lhs = np.vdot(y, A.apply(x))
     rhs = np.vdot(A.apply_adjoint(y), x)
-    assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(y).ravel() @ bound.ravel()
-                                                          + 1e-300)
+    assert abs(lhs - rhs) <= 1e3 * np.finfo(cfg.dtype).eps * (np.abs(y).ravel() @ bound.ravel()
+                                                              + 1e-300)
 
 
-@st.composite
-def tconv_problem(draw):
-    nd = draw(st.integers(1, 3))
-    groups = draw(st.integers(1, 2))
-    cig = draw(st.integers(1, 2))
-    cog = draw(st.integers(1, 2))
-    ks = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    dilation = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    pairs = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
-    spatial = []
-    for (lo, hi), k, s, d, o in zip(pairs, ks, stride, dilation, op):
-        n = 1
-        while R.conv_transpose_output_size(n, k, s, lo, hi, d, o) < 1:
-            n += 1
-        spatial.append(draw(st.integers(n, n + (3 if nd < 3 else 1))))
-    dtype = draw(st.sampled_from(DTYPES))
-    method = draw(st.sampled_from(METHODS))
-    seed = draw(st.integers(0, 2**16))
-    return nd, groups, cig, cog, ks, stride, dilation, op, pairs, tuple(spatial), dtype, \
-        method, seed
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tconv_problem())
-def test_hypothesis_tconv_matches_scatter_reference(problem):
-    nd, groups, cig, cog, ks, stride, dilation, op, pairs, spatial, dtype, method, seed = problem
-    rng = np.random.default_rng(seed)
-    w = random_array(rng, (cig * groups, cog) + ks, dtype)
-    shape = (cig * groups,) + spatial
-    T = tconv_cls(nd)(w, shape, stride=stride, padding=pairs, output_padding=op,
-                      dilation=dilation, groups=groups, method=method)
-    y = random_array(rng, shape, dtype)
-    kw = dict(stride=stride, padding=pairs, output_padding=op, dilation=dilation, groups=groups)
-    ref = R.conv_transpose_nd_scalar(y.astype(high(dtype)), w.astype(high(dtype)), **kw)
-    bound = R.conv_transpose_nd(np.abs(y).astype(float), np.abs(w).astype(float), **kw)
-    assert_close(T.apply(y), ref, bound, dtype, "tconv apply")
-    np.testing.assert_array_equal(T.tocsr().toarray(),
-                                  R.conv_transpose_matrix_dense(w, shape, **kw).astype(dtype))
-    z = random_array(rng, T.output_shape, dtype)
+@settings(DRAWN, max_examples=25)
+@given(config=conv_configs(transpose=True, max_dilation=3))
+def test_hypothesis_tconv_matches_scatter_reference(config):
+    cfg = Case(config)
+    T = config.build()
+    rng = cfg.rng(21)
+    y = random_array(rng, cfg.input_shape, cfg.dtype)
+    hi = high(cfg.dtype)
+    ref = R.conv_transpose_nd_scalar(y.reshape(cfg.in_shape_c).astype(hi),
+                                     cfg.w_full.astype(hi),
+                                     **cfg.ref_kwargs).reshape(cfg.output_shape)
+    bound = cfg.ref_apply_abs(y)
+    assert_close(T.apply(y), ref, bound, cfg.dtype, "tconv apply")
+    np.testing.assert_array_equal(
+        T.tocsr().toarray(),
+        R.conv_transpose_matrix_dense(cfg.w_full, cfg.in_shape_c,
+                                      **cfg.ref_kwargs).astype(cfg.dtype))
+    z = random_array(rng, T.output_shape, cfg.dtype)
     lhs = np.vdot(z, T.apply(y))
     rhs = np.vdot(T.apply_adjoint(z), y)
-    assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(z).ravel() @ bound.ravel()
-                                                          + 1e-300)
+    assert abs(lhs - rhs) <= 1e3 * np.finfo(cfg.dtype).eps * (np.abs(z).ravel() @ bound.ravel()
+                                                              + 1e-300)

@@ -14,18 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    import golden
-except ImportError:  # tests/ imported as a package
-    from tests import golden
-
+import golden
 import linop
+from conftest import METHODS
 
 CASES = golden.load_cases()
 CONV_CASES = [c for c in CASES if c["kind"] in ("conv", "conv_transpose")]
 INTERP_CASES = [c for c in CASES if c["kind"] == "interpolate"]
 SEED_CASES = [c for c in CASES if "A" in c]
-METHODS = ["toeplitz", "im2col"]
 
 
 def _params(cases):

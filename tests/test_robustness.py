@@ -15,10 +15,8 @@ import linop
 import linop._conv.im2col
 import linop._conv.taps
 import linop._validation
+from conftest import METHODS
 from reference import conv_matrix_dense, conv_nd, conv_transpose_nd
-
-RNG = np.random.default_rng(20261125)
-
 
 # -- the size guard -----------------------------------------------------------
 
@@ -58,12 +56,12 @@ def test_memory_limit_is_configurable_and_restored():
         linop.set_memory_limit(-1)
 
 
-def test_auto_method_avoids_an_explicit_matrix_over_the_limit():
-    kernel = RNG.standard_normal((3, 3))
+def test_auto_method_avoids_an_explicit_matrix_over_the_limit(rng):
+    kernel = rng.standard_normal((3, 3))
     with linop.memory_limit(1000):
         op = linop.Conv2d(kernel, (32, 32), padding=1)
         assert op.method == "im2col"
-        x = RNG.standard_normal((32, 32))
+        x = rng.standard_normal((32, 32))
         expected = conv_nd(x[None], kernel[None, None], padding=1)[0]
         np.testing.assert_allclose(op.apply(x), expected, rtol=1e-12, atol=1e-12)
 
@@ -78,20 +76,20 @@ def test_index_dtype_threshold():
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
-def test_int64_index_arithmetic_matches_int32(monkeypatch, padding_mode):
+def test_int64_index_arithmetic_matches_int32(monkeypatch, padding_mode, rng):
     """Simulate matrices past 2**31 entries: every index array becomes int64."""
-    w = RNG.standard_normal((4, 2, 3, 3))
+    w = rng.standard_normal((4, 2, 3, 3))
     kwargs = dict(stride=(1, 2), padding=(2, 1), groups=2, padding_mode=padding_mode)
-    x = RNG.standard_normal((4, 9, 11))
+    x = rng.standard_normal((4, 9, 11))
     dense = conv_matrix_dense(w, (4, 9, 11), **kwargs)
 
     monkeypatch.setattr(linop._validation, "_INT32_MAX", 40)
     assert linop._validation.index_dtype(41) == np.int64
-    for method in ("toeplitz", "im2col"):
+    for method in METHODS:
         op = linop.Conv2d(w, (4, 9, 11), method=method, **kwargs)
         assert linop._conv.taps.tap_table(op.geometry).index.dtype == np.int64
         np.testing.assert_allclose(op @ x.ravel(), dense @ x.ravel(), rtol=1e-12, atol=1e-12)
-        y = RNG.standard_normal(op.shape[0])
+        y = rng.standard_normal(op.shape[0])
         np.testing.assert_allclose(op.H @ y, dense.T @ y, rtol=1e-12, atol=1e-12)
     # Reflected taps that read one pixel are summed: equal up to rounding.
     np.testing.assert_allclose(op.tocsr().toarray(), dense, rtol=1e-13, atol=1e-13)
@@ -106,11 +104,11 @@ def test_small_matrices_use_int32_indices():
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
-def test_im2col_blocks_give_the_same_numbers(monkeypatch, padding_mode):
-    w = RNG.standard_normal((6, 2, 3, 3))
+def test_im2col_blocks_give_the_same_numbers(monkeypatch, padding_mode, rng):
+    w = rng.standard_normal((6, 2, 3, 3))
     kwargs = dict(padding=1, padding_mode=padding_mode, groups=2)
-    x = RNG.standard_normal((5, 4, 10, 7))
-    y = RNG.standard_normal((5, 6, 10, 7))
+    x = rng.standard_normal((5, 4, 10, 7))
+    y = rng.standard_normal((5, 6, 10, 7))
     expected = conv_nd(x, w, **kwargs)
     dense = conv_matrix_dense(w, (4, 10, 7), **kwargs)
     expected_adjoint = (dense.T @ y.reshape(5, -1).T).T.reshape(x.shape)
@@ -124,9 +122,9 @@ def test_im2col_blocks_give_the_same_numbers(monkeypatch, padding_mode):
     np.testing.assert_allclose(op.apply_adjoint(y), expected_adjoint, rtol=1e-12, atol=1e-12)
 
 
-def test_transposed_im2col_blocks(monkeypatch):
-    w = RNG.standard_normal((3, 2, 3, 2))
-    y = RNG.standard_normal((2, 3, 6, 5))
+def test_transposed_im2col_blocks(monkeypatch, rng):
+    w = rng.standard_normal((3, 2, 3, 2))
+    y = rng.standard_normal((2, 3, 6, 5))
     kwargs = dict(stride=2, padding=1, output_padding=1)
     expected = conv_transpose_nd(y, w, **kwargs)
     monkeypatch.setattr(linop._conv.im2col, "PATCH_BUFFER_BYTES", 1000)
@@ -137,7 +135,7 @@ def test_transposed_im2col_blocks(monkeypatch):
 # -- non-finite values ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["toeplitz", "im2col"])
+@pytest.mark.parametrize("method", METHODS)
 def test_non_finite_inputs_propagate(method):
     kernel = np.array([[1.0, 2.0], [3.0, 4.0]])
     op = linop.Conv2d(kernel[None, None], (1, 4, 4), method=method)
@@ -163,7 +161,7 @@ def test_non_finite_weights_reach_the_outputs_that_read_them():
     # PyTorch's rule: the padded zeros are multiplied like any other number,
     # so an infinite weight that meets zero padding gives inf * 0 = NaN.
     kernel = np.array([np.inf, 1.0, 1.0])
-    for method in ("toeplitz", "im2col"):
+    for method in METHODS:
         y = linop.Conv1d(kernel, (3,), padding=1, method=method).apply(np.ones(3))
         np.testing.assert_array_equal(y, [np.nan, np.inf, np.inf])
 
@@ -171,10 +169,10 @@ def test_non_finite_weights_reach_the_outputs_that_read_them():
 # -- nothing shared with the caller ---------------------------------------------
 
 
-def test_weight_is_copied_and_read_only():
-    w = RNG.standard_normal((2, 1, 3))
+def test_weight_is_copied_and_read_only(rng):
+    w = rng.standard_normal((2, 1, 3))
     op = linop.Conv1d(w, (1, 8))
-    x = RNG.standard_normal((1, 8))
+    x = rng.standard_normal((1, 8))
     before = op.apply(x)
     w[:] = 0.0  # the caller's array
     np.testing.assert_array_equal(op.apply(x), before)
@@ -183,10 +181,10 @@ def test_weight_is_copied_and_read_only():
     np.testing.assert_array_equal(op.apply(x), before)
 
 
-def test_tocsr_result_can_be_edited_without_changing_the_operator():
-    kernel = RNG.standard_normal((3, 3))
+def test_tocsr_result_can_be_edited_without_changing_the_operator(rng):
+    kernel = rng.standard_normal((3, 3))
     op = linop.Conv2d(kernel, (6, 6), padding_mode="reflect", padding=1, method="toeplitz")
-    x = RNG.standard_normal((6, 6))
+    x = rng.standard_normal((6, 6))
     before = op.apply(x)
     for _ in range(2):  # before and after the operator caches its matrix
         matrix = op.tocsr()
@@ -198,12 +196,12 @@ def test_tocsr_result_can_be_edited_without_changing_the_operator():
     np.testing.assert_array_equal(op.apply(x), before)
 
 
-def test_input_is_not_modified():
-    op = linop.Conv2d(RNG.standard_normal((2, 3, 3, 3)), (3, 8, 8), padding=1)
-    x = RNG.standard_normal((3, 8, 8))
+def test_input_is_not_modified(rng):
+    op = linop.Conv2d(rng.standard_normal((2, 3, 3, 3)), (3, 8, 8), padding=1)
+    x = rng.standard_normal((3, 8, 8))
     copy = x.copy()
     op.apply(x)
-    op.apply_adjoint(RNG.standard_normal((2, 8, 8)))
+    op.apply_adjoint(rng.standard_normal((2, 8, 8)))
     op @ x.ravel()
     np.testing.assert_array_equal(x, copy)
 

@@ -1,7 +1,18 @@
 """The seed blog's examples, through the public API, with exact equality.
 
-Blog: "[ML/DL] Transposed Convolution 연산을 이용한 Up-sampling" (/work/shared/seeds/000_...).
-All the numbers below are small integers, so every result must be exact.
+The seed blog is the post that started the project, a Korean post on transposed
+convolution for up-sampling ("[ML/DL] Transposed Convolution 연산을 이용한
+Up-sampling"). It works in PyTorch, in float32, and shows:
+
+* ``F.conv2d`` of the 4x4 input ``arange(1, 17).view(4, 4)`` with the 3x3 filter
+  of its figure 3: the 2x2 output ``[[26, 39], [78, 91]]``;
+* the same convolution as the 4x16 matrix of the flattened input (figure 4),
+  whose product with the flattened input is the flattened output (figure 6);
+* the up-sampling of ``[[1, 2], [3, 4]]`` to 4x4 by the 16x4 transposed matrix
+  (figure 7), which is ``F.conv_transpose2d`` with a second 3x3 filter.
+
+The filters, the matrix and the outputs are written out below. All the numbers are
+small integers, so every result must be exact.
 """
 
 import numpy as np
@@ -9,11 +20,7 @@ import pytest
 import scipy.sparse
 
 import linop
-
-try:
-    from reference import conv_nd, conv_transpose_nd
-except ImportError:  # tests/ imported as a package
-    from tests.reference import conv_nd, conv_transpose_nd
+from reference import conv_nd, conv_transpose_nd
 
 # the blog's convolution filter (figure 3)
 KERNEL = np.array([[3, 2, 9], [-2, 1, 3], [-3, -2, 2]], dtype=np.float64)

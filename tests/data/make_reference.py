@@ -137,7 +137,9 @@ def is_pairs(padding):
 
 
 def normalise_padding(padding, k, dilation, n):
-    """Padding as per-axis (lo, hi) pairs, the linop/DESIGN.md convention."""
+    """Padding as per-axis (lo, hi) pairs, the normalised form linop's ``padding``
+    attribute holds ("same": the total ``d*(k - 1)`` split as ``lo = total // 2``,
+    ``hi = total - lo``, as torch.nn.ConvNd does)."""
     if padding == "valid":
         return tuple((0, 0) for _ in range(n))
     if padding == "same":
@@ -500,7 +502,11 @@ def interp_name(case):
 
 
 def seed_cases():
-    """The two examples of /work/shared/seeds/000_64acb472f981f181.txt (float32)."""
+    """The two examples of the seed blog, the post that started the project (a Korean
+    post on transposed convolution for up-sampling, "[ML/DL] Transposed Convolution
+    연산을 이용한 Up-sampling"), in float32 as there: F.conv2d of the 4x4 input
+    arange(1, 17) with a 3x3 filter, and F.conv_transpose2d of [[1, 2], [3, 4]] with
+    another 3x3 filter, each with its explicit matrix (4x16, 16x4)."""
     out = []
     rng = np.random.default_rng(0)
     # 1. F.conv2d of arange(1, 17).view(4, 4) with a 3x3 filter: [[26, 39], [78, 91]].
