@@ -489,7 +489,7 @@ def test_check_failure_is_exit_status_1(capsys, monkeypatch):
         (["--input-shape", "8,8", "--groups", 2], "--groups"),
         (["--input-shape", "2,2", "--kernel-size", 3], "--input-shape"),
         (["--input-shape", "1,2,3,4,5"], "--input-shape"),
-        (["--input-shape", "8,8", "--method", "fft"], "--method"),
+        (["--input-shape", "8,8", "--method", "winograd"], "--method"),
         (["--input-shape", "8,8", "--seed", "x"], "--seed"),
     ],
 )

@@ -164,3 +164,14 @@ def test_a_used_operator_pickles_small():
     size = len(pickle.dumps(up))
     up.apply_adjoint(up.apply(np.ones((3, 64, 64))))
     assert len(pickle.dumps(up)) == size
+
+
+def test_weights_stay_read_only_in_copies():
+    op = linop.Conv2d(np.ones((2, 3, 3, 3)), (3, 5, 5))
+    for original, other in ((op, pickle.loads(pickle.dumps(op))), (op, copy.deepcopy(op)),
+                            (op.T, pickle.loads(pickle.dumps(op.T)))):
+        assert not other.weight.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            other.weight[0, 0, 0, 0] = 5.0
+        x = np.arange(other.shape[1], dtype=float)
+        np.testing.assert_array_equal(other @ x, original @ x)

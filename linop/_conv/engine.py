@@ -67,6 +67,13 @@ class ConvDefinition:
     transposed: bool
     plan: Plan | None = None
 
+    def __setstate__(self, state):
+        # a pickle restores arrays writeable: the weight stays read-only (the
+        # engine and the methods share this very array)
+        state["weight"].flags.writeable = False
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     @property
     def c_out(self) -> int:
         """Output channels of the convolution ``A``."""
