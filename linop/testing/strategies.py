@@ -12,6 +12,10 @@ size at least 1 on every axis), small enough for fast tests:
   padding, dilation, groups, padding mode, output padding, method, dtype,
   weight seed);
 - :func:`upsample_configs`: :class:`UpsampleConfig` of ``Upsample``;
+- :func:`avg_pool_configs`: :class:`AvgPoolConfig` of ``AvgPool{1,2,3}d``;
+- :func:`pad_configs`: :class:`PadConfig` of ``Pad``;
+- :func:`pixel_shuffle_configs`: :class:`PixelShuffleConfig` of
+  ``PixelShuffle`` and ``PixelUnshuffle``;
 - :func:`operators`: linop operators built from the configurations.
 
 Configurations carry an ``expected_output_shape`` computed from PyTorch's
@@ -37,7 +41,9 @@ A property test of every operator (as in linop's own test suite)::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -46,11 +52,17 @@ from linop._conv.engine import METHOD_NAMES
 from linop.testing._configs import ConvConfig, UpsampleConfig
 
 __all__ = [
+    "AvgPoolConfig",
     "ConvConfig",
+    "PadConfig",
+    "PixelShuffleConfig",
     "UpsampleConfig",
+    "avg_pool_configs",
     "conv_configs",
     "dtypes",
     "operators",
+    "pad_configs",
+    "pixel_shuffle_configs",
     "upsample_configs",
 ]
 
@@ -443,23 +455,472 @@ def upsample_configs(
     )
 
 
+# -- average pooling, padding, pixel shuffle ----------------------------------------------
+#: The modes of ``linop.Pad`` (``torch.nn.functional.pad``).
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _as_tuple(value, ndim: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
+
+
+@dataclasses.dataclass(frozen=True)
+class AvgPoolConfig:
+    """A valid parameter set of ``linop.AvgPool{1,2,3}d``.
+
+    The keyword values are stored as they are passed to the constructor (an
+    int or a per-axis tuple; ``stride`` may be None).
+    :attr:`expected_output_shape` follows PyTorch's formula, written here
+    independently of linop.
+
+    Attributes
+    ----------
+    ndim : int
+        Number of spatial axes (1, 2 or 3).
+    input_shape : tuple of int
+        ``(C, *spatial)``, or ``spatial`` when ``bare``.
+    kernel_size, stride, padding
+        As passed to the constructor.
+    ceil_mode, count_include_pad : bool
+    divisor_override : int or None
+    dtype : numpy.dtype
+
+    See Also
+    --------
+    avg_pool_configs : the hypothesis strategy that draws them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing.strategies import AvgPoolConfig
+    >>> config = AvgPoolConfig(
+    ...     ndim=2, input_shape=(3, 7, 6), kernel_size=3, stride=2, padding=1,
+    ...     ceil_mode=True, count_include_pad=False, divisor_override=None,
+    ...     dtype=np.dtype(np.float32))
+    >>> config.class_name, config.expected_output_shape
+    ('AvgPool2d', (3, 4, 4))
+    >>> config.build().output_shape
+    (3, 4, 4)
+    """
+
+    ndim: int
+    input_shape: tuple[int, ...]
+    kernel_size: Any
+    stride: Any
+    padding: Any
+    ceil_mode: bool
+    count_include_pad: bool
+    divisor_override: int | None
+    dtype: np.dtype
+
+    @property
+    def bare(self) -> bool:
+        """No channel axis in ``input_shape``."""
+        return len(self.input_shape) == self.ndim
+
+    @property
+    def class_name(self) -> str:
+        return f"AvgPool{self.ndim}d"
+
+    @property
+    def expected_output_shape(self) -> tuple[int, ...]:
+        """The output shape by PyTorch's formula (``pooling_output_shape``)."""
+        k = _as_tuple(self.kernel_size, self.ndim)
+        s = k if self.stride is None else _as_tuple(self.stride, self.ndim)
+        p = _as_tuple(self.padding, self.ndim)
+        sizes = []
+        for n, ki, si, pi in zip(self.input_shape[-self.ndim:], k, s, p):
+            span = n + 2 * pi - ki
+            m = (-(-span // si) if self.ceil_mode else span // si) + 1
+            if self.ceil_mode and (m - 1) * si >= n + pi:
+                m -= 1
+            sizes.append(m)
+        return tuple(self.input_shape[:-self.ndim]) + tuple(sizes)
+
+    def kwargs(self) -> dict:
+        """The constructor's keyword arguments (all but ``input_shape``)."""
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                    divisor_override=self.divisor_override, dtype=self.dtype)
+
+    def build(self):
+        """The operator: ``linop.AvgPool{ndim}d(input_shape, **kwargs())``."""
+        import linop
+
+        return getattr(linop, self.class_name)(self.input_shape, **self.kwargs())
+
+
+@dataclasses.dataclass(frozen=True)
+class PadConfig:
+    """A valid parameter set of ``linop.Pad``.
+
+    Attributes
+    ----------
+    input_shape : tuple of int
+    pad : tuple of int
+        ``(left, right)`` of the last axis first, as ``torch.nn.functional.pad``.
+    mode : str
+    dtype : numpy.dtype
+
+    See Also
+    --------
+    pad_configs : the hypothesis strategy that draws them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing.strategies import PadConfig
+    >>> config = PadConfig(input_shape=(2, 4, 5), pad=(1, -2, 3, 0), mode="reflect",
+    ...                    dtype=np.dtype(np.float64))
+    >>> config.expected_output_shape
+    (2, 7, 4)
+    >>> config.build().output_shape
+    (2, 7, 4)
+    """
+
+    input_shape: tuple[int, ...]
+    pad: tuple[int, ...]
+    mode: str
+    dtype: np.dtype
+
+    @property
+    def expected_output_shape(self) -> tuple[int, ...]:
+        """``input_shape`` with ``left + right`` added to each padded axis."""
+        out = list(self.input_shape)
+        for i in range(len(self.pad) // 2):
+            out[-1 - i] += self.pad[2 * i] + self.pad[2 * i + 1]
+        return tuple(out)
+
+    def build(self):
+        """The operator: ``linop.Pad(input_shape, pad, mode, dtype=dtype)``."""
+        import linop
+
+        return linop.Pad(self.input_shape, self.pad, self.mode, dtype=self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelShuffleConfig:
+    """A valid parameter set of ``linop.PixelShuffle`` or ``linop.PixelUnshuffle``.
+
+    Attributes
+    ----------
+    input_shape : tuple of int
+        ``(*batch, C, H, W)``.
+    factor : int
+        ``upscale_factor`` or ``downscale_factor``.
+    unshuffle : bool
+        ``PixelUnshuffle`` (True) or ``PixelShuffle`` (False).
+    dtype : numpy.dtype
+
+    See Also
+    --------
+    pixel_shuffle_configs : the hypothesis strategy that draws them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linop.testing.strategies import PixelShuffleConfig
+    >>> config = PixelShuffleConfig(input_shape=(8, 2, 3), factor=2, unshuffle=False,
+    ...                             dtype=np.dtype(np.float32))
+    >>> config.class_name, config.expected_output_shape
+    ('PixelShuffle', (2, 4, 6))
+    """
+
+    input_shape: tuple[int, ...]
+    factor: int
+    unshuffle: bool
+    dtype: np.dtype
+
+    @property
+    def class_name(self) -> str:
+        return "PixelUnshuffle" if self.unshuffle else "PixelShuffle"
+
+    @property
+    def expected_output_shape(self) -> tuple[int, ...]:
+        *batch, c, h, w = self.input_shape
+        r = self.factor
+        if self.unshuffle:
+            return (*batch, c * r * r, h // r, w // r)
+        return (*batch, c // (r * r), h * r, w * r)
+
+    def build(self):
+        """The operator: ``linop.<class_name>(input_shape, factor, dtype=dtype)``."""
+        import linop
+
+        return getattr(linop, self.class_name)(self.input_shape, self.factor, dtype=self.dtype)
+
+
+@st.composite
+def _avg_pool_config(draw, *, ndims, dtype_st, bares, max_channels, max_kernel, max_stride,
+                     max_size):
+    nd = draw(st.sampled_from(ndims))
+    bare = draw(st.sampled_from(bares))
+    kernel_size, k = draw(_per_axis(nd, 1, max_kernel))
+    if draw(st.booleans()):
+        stride = None
+    else:
+        stride, _ = draw(_per_axis(nd, 1, max_stride))
+    if draw(st.booleans()):  # one padding for every axis: at most half the smallest kernel
+        padding = draw(st.integers(0, min(k) // 2))
+        p = (padding,) * nd
+    else:
+        p = tuple(draw(st.integers(0, ki // 2)) for ki in k)
+        padding = p
+    limit = _DEFAULT_MAX_SIZE[nd] if max_size is None else max_size
+    # an output of at least 1: n + 2p >= k
+    spatial = tuple(draw(st.integers(max(1, ki - 2 * pi), max(1, ki - 2 * pi, limit)))
+                    for ki, pi in zip(k, p))
+    divisor = draw(st.one_of(st.none(), st.sampled_from([1, 2, 3, -2, 7])))
+    channels = () if bare else (draw(st.integers(1, max_channels)),)
+    return AvgPoolConfig(
+        ndim=nd, input_shape=channels + spatial, kernel_size=kernel_size, stride=stride,
+        padding=padding, ceil_mode=draw(st.booleans()),
+        count_include_pad=draw(st.booleans()), divisor_override=divisor, dtype=draw(dtype_st),
+    )
+
+
+def avg_pool_configs(
+    *,
+    ndim: int | Sequence[int] | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    bare: bool | None = None,
+    max_channels: int = 2,
+    max_kernel: int = 4,
+    max_stride: int = 3,
+    max_size: int | None = None,
+) -> st.SearchStrategy[AvgPoolConfig]:
+    """Valid parameter sets of ``AvgPool{1,2,3}d``.
+
+    Parameters
+    ----------
+    ndim : int or sequence of int, optional
+        Numbers of spatial axes (default 1, 2, 3).
+    dtypes : strategy or sequence of dtypes, optional
+        Default: all four (:func:`dtypes`).
+    bare : bool or None, optional
+        True: no channel axis; False: ``(C, *spatial)``; None (default): both.
+    max_channels, max_kernel, max_stride : int, optional
+        Largest number of channels, kernel size and stride drawn.
+    max_size : int, optional
+        Largest spatial input size, unless the kernel needs more (default 8,
+        6, 4 for 1, 2, 3 axes).
+
+    Returns
+    -------
+    SearchStrategy of AvgPoolConfig
+
+    Notes
+    -----
+    Guarantees, per axis: ``padding <= kernel_size // 2`` and an output of
+    at least one window (``n + 2 padding >= kernel_size``). ``stride`` is
+    None (the kernel size), an int or a tuple; ``ceil_mode`` and
+    ``count_include_pad`` either; ``divisor_override`` None or a nonzero
+    int (also negative). With 3 spatial axes the input may be smaller than
+    the kernel, which linop accepts and ``torch.nn.functional.avg_pool3d``
+    refuses.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from linop.testing.strategies import avg_pool_configs
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(avg_pool_configs(ndim=2))
+    ... def test_output_shape(config):
+    ...     assert config.build().output_shape == config.expected_output_shape
+    >>> test_output_shape()
+    """
+    ndims = _choices("ndim", ndim, (1, 2, 3))
+    bares = (False, True) if bare is None else (bool(bare),)
+    for name, value in (("max_channels", max_channels), ("max_kernel", max_kernel),
+                        ("max_stride", max_stride)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return _avg_pool_config(
+        ndims=ndims, dtype_st=_as_dtype_strategy(dtypes, globals()["dtypes"]()), bares=bares,
+        max_channels=int(max_channels), max_kernel=int(max_kernel),
+        max_stride=int(max_stride), max_size=None if max_size is None else int(max_size),
+    )
+
+
+@st.composite
+def _pad_pair(draw, n: int, mode: str, max_pad: int):
+    """One ``(left, right)`` within PyTorch's limits for ``mode`` on an axis of size ``n``."""
+    if mode == "constant":  # crops at most n in all, output >= 1
+        lo = draw(st.integers(-n, max_pad))
+        hi = draw(st.integers(max(-(n + min(lo, 0)), 1 - n - lo), max_pad))
+    elif mode == "reflect":  # |pad| < n on the padded side, output >= 1
+        top = min(n - 1, max_pad)
+        lo = draw(st.integers(1 - n - top, top))
+        hi = draw(st.integers(1 - n - lo, top))
+    elif mode == "replicate":  # anything with output >= 1
+        lo = draw(st.integers(1 - n - max_pad, max_pad))
+        hi = draw(st.integers(1 - n - lo, max_pad))
+    else:  # circular: crop first, then wrap at most once around what is left
+        lo = draw(st.integers(1 - n, min(n, max_pad)))
+        kept = n - max(-lo, 0)
+        hi = draw(st.integers(max(1 - kept, max(lo, 0) - n), min(kept, max_pad)))
+    return lo, hi
+
+
+@st.composite
+def _pad_config(draw, *, modes, dtype_st, max_ndim, max_padded, max_size, max_pad):
+    ndim = draw(st.integers(1, max_ndim))
+    padded = draw(st.integers(1, min(ndim, max_padded)))
+    mode = draw(st.sampled_from(modes))
+    shape = tuple(draw(st.integers(1, max_size)) for _ in range(ndim))
+    pad = ()
+    for n in reversed(shape[ndim - padded:]):  # the last axis first
+        pad += draw(_pad_pair(n, mode, max_pad))
+    return PadConfig(input_shape=shape, pad=pad, mode=mode, dtype=draw(dtype_st))
+
+
+def pad_configs(
+    *,
+    modes: Sequence[str] | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    max_ndim: int = 4,
+    max_padded: int = 3,
+    max_size: int = 5,
+    max_pad: int = 3,
+) -> st.SearchStrategy[PadConfig]:
+    """Valid parameter sets of :class:`linop.Pad`.
+
+    Parameters
+    ----------
+    modes : sequence of str, optional
+        Subset of ``constant, reflect, replicate, circular`` (default all).
+    dtypes : strategy or sequence of dtypes, optional
+        Default: all four (:func:`dtypes`).
+    max_ndim : int, optional
+        Largest number of axes of ``input_shape``.
+    max_padded : int, optional
+        Largest number of padded (trailing) axes.
+    max_size : int, optional
+        Largest size of an axis.
+    max_pad : int, optional
+        Largest padding on one side.
+
+    Returns
+    -------
+    SearchStrategy of PadConfig
+
+    Notes
+    -----
+    Negative pads (crops) are drawn too, within PyTorch's limits: every
+    output size at least 1; ``constant`` crops at most the size of the axis;
+    ``reflect`` pads less than the size; ``circular`` pads at most the size
+    left after cropping.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from linop.testing.strategies import pad_configs
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(pad_configs(modes=["reflect"]))
+    ... def test_output_shape(config):
+    ...     assert config.build().output_shape == config.expected_output_shape
+    >>> test_output_shape()
+    """
+    modes = _choices("modes", modes, PAD_MODES)
+    for name, value in (("max_ndim", max_ndim), ("max_padded", max_padded),
+                        ("max_size", max_size), ("max_pad", max_pad)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return _pad_config(
+        modes=modes, dtype_st=_as_dtype_strategy(dtypes, globals()["dtypes"]()),
+        max_ndim=int(max_ndim), max_padded=int(max_padded), max_size=int(max_size),
+        max_pad=int(max_pad),
+    )
+
+
+@st.composite
+def _pixel_shuffle_config(draw, *, unshuffles, dtype_st, max_factor, max_batch, max_size):
+    unshuffle = draw(st.sampled_from(unshuffles))
+    r = draw(st.integers(1, max_factor))
+    batch = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(0, max_batch))))
+    c = draw(st.integers(1, 2))
+    h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    shape = (c, h * r, w * r) if unshuffle else (c * r * r, h, w)
+    return PixelShuffleConfig(input_shape=batch + shape, factor=r, unshuffle=unshuffle,
+                              dtype=draw(dtype_st))
+
+
+def pixel_shuffle_configs(
+    *,
+    unshuffle: bool | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    max_factor: int = 3,
+    max_batch: int = 1,
+    max_size: int = 3,
+) -> st.SearchStrategy[PixelShuffleConfig]:
+    """Valid parameter sets of :class:`linop.PixelShuffle` and :class:`linop.PixelUnshuffle`.
+
+    Parameters
+    ----------
+    unshuffle : bool or None, optional
+        False: ``PixelShuffle``; True: ``PixelUnshuffle``; None (default): both.
+    dtypes : strategy or sequence of dtypes, optional
+        Default: all four (:func:`dtypes`).
+    max_factor : int, optional
+        Largest factor.
+    max_batch : int, optional
+        Largest number of leading (batch) axes before ``(C, H, W)``.
+    max_size : int, optional
+        Largest height and width of the smaller side (before shuffling, after
+        unshuffling).
+
+    Returns
+    -------
+    SearchStrategy of PixelShuffleConfig
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from linop.testing.strategies import pixel_shuffle_configs
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(pixel_shuffle_configs())
+    ... def test_output_shape(config):
+    ...     assert config.build().output_shape == config.expected_output_shape
+    >>> test_output_shape()
+    """
+    unshuffles = (False, True) if unshuffle is None else (bool(unshuffle),)
+    for name, value in (("max_factor", max_factor), ("max_size", max_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    if int(max_batch) < 0:
+        raise ValueError(f"max_batch must be >= 0, got {max_batch!r}")
+    return _pixel_shuffle_config(
+        unshuffles=unshuffles, dtype_st=_as_dtype_strategy(dtypes, globals()["dtypes"]()),
+        max_factor=int(max_factor), max_batch=int(max_batch), max_size=int(max_size),
+    )
+
+
+#: The kinds of :func:`operators`.
+OPERATOR_KINDS = ("conv", "conv_transpose", "upsample", "avg_pool", "pad", "pixel_shuffle")
+
+
 def operators(
     *,
-    kinds: Sequence[str] = ("conv", "conv_transpose", "upsample"),
+    kinds: Sequence[str] = OPERATOR_KINDS,
     ndim: int | Sequence[int] | None = None,
     dtypes: st.SearchStrategy | Sequence | None = None,
 ) -> st.SearchStrategy:
-    """linop operators built from :func:`conv_configs` and :func:`upsample_configs`.
+    """linop operators built from the configurations of the strategies above.
 
     Parameters
     ----------
     kinds : sequence of str, optional
-        Any of ``"conv"``, ``"conv_transpose"``, ``"upsample"``.
+        Any of ``"conv"``, ``"conv_transpose"``, ``"upsample"``
+        (:func:`conv_configs`, :func:`upsample_configs`), ``"avg_pool"``
+        (:func:`avg_pool_configs`), ``"pad"`` (:func:`pad_configs`) and
+        ``"pixel_shuffle"`` (:func:`pixel_shuffle_configs`, both classes);
+        default all.
     ndim : int or sequence of int, optional
-        Numbers of spatial axes (default 1, 2, 3).
+        Numbers of spatial axes (default 1, 2, 3) of the convolutions,
+        ``Upsample`` and ``AvgPool``; ``Pad`` and the pixel shuffles ignore it.
     dtypes : strategy or sequence of dtypes, optional
-        Default: all four for convolutions, float32 and float64 for
-        ``Upsample``.
+        Default: float32 and float64 for ``Upsample``, all four for the
+        others.
 
     Returns
     -------
@@ -479,7 +940,7 @@ def operators(
     ...     assert dottest(op, rng=0).passed
     >>> test_adjoint()
     """
-    kinds = _choices("kinds", kinds, ("conv", "conv_transpose", "upsample"))
+    kinds = _choices("kinds", kinds, OPERATOR_KINDS)
     parts = []
     if "conv" in kinds:
         parts.append(conv_configs(ndim=ndim, transpose=False, dtypes=dtypes))
@@ -487,4 +948,10 @@ def operators(
         parts.append(conv_configs(ndim=ndim, transpose=True, dtypes=dtypes))
     if "upsample" in kinds:
         parts.append(upsample_configs(ndim=ndim, dtypes=dtypes))
+    if "avg_pool" in kinds:
+        parts.append(avg_pool_configs(ndim=ndim, dtypes=dtypes))
+    if "pad" in kinds:
+        parts.append(pad_configs(dtypes=dtypes))
+    if "pixel_shuffle" in kinds:
+        parts.append(pixel_shuffle_configs(dtypes=dtypes))
     return st.one_of(parts).map(lambda config: config.build())
