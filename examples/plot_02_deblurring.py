@@ -130,7 +130,8 @@ damped = {}
 for n in iterations:
     x, istop, itn = lsqr(A, y.ravel(), damp=damp, iter_lim=n)[:3]
     damped[n] = x.reshape(x_true.shape)
-    print(f"damp={damp}, iter_lim={n:3d}: {itn:3d} iterations, relative error {error(damped[n]):.3f}")
+    print(f"damp={damp}, iter_lim={n:3d}: {itn:3d} iterations, "
+          f"relative error {error(damped[n]):.3f}")
 
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.plot(iterations, [error(undamped[n]) for n in iterations], "o-", label="damp=0")
@@ -191,7 +192,8 @@ panels = [
     (x_true, "original (128x128)"),
     (y, f"blurred + noise\nerror {error(y):.3f}"),
     (undamped[160], f"lsqr, no damping, 160 iterations\nerror {error(undamped[160]):.3f}"),
-    (undamped[best_n], f"lsqr, stopped at {best_n} iterations\nerror {error(undamped[best_n]):.3f}"),
+    (undamped[best_n],
+     f"lsqr, stopped at {best_n} iterations\nerror {error(undamped[best_n]):.3f}"),
     (x_damped, f"lsqr, damp={chosen:.3f}\nerror {error(x_damped):.3f}"),
 ]
 fig, axes = plt.subplots(1, 5, figsize=(12, 3.2))

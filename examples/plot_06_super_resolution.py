@@ -83,7 +83,8 @@ fig, axes = plt.subplots(1, 4, figsize=(12, 3.4), layout="constrained")
 for ax, image, title in zip(
         axes, [x_true, y[0], bicubic, x_hat],
         ["sharp scene (128x128)", "camera image (64x64)",
-         f"bicubic up-sampling ({error(bicubic):.3f})", f"lsqr on the product ({error(x_hat):.3f})"]):
+         f"bicubic up-sampling ({error(bicubic):.3f})",
+         f"lsqr on the product ({error(x_hat):.3f})"]):
     ax.imshow(image, cmap="gray", vmin=0, vmax=1)
     ax.set_title(title, fontsize=9)
     ax.axis("off")

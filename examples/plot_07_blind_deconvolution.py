@@ -63,7 +63,7 @@ def kernel_error(h):
 h = np.exp(-0.5 * (u**2 + v**2) / 3.0)
 h /= h.sum()
 errors = [kernel_error(h)]
-for outer in range(6):
+for _ in range(6):
     A = linop.Conv2d(h, shape, padding="same")
     x = lsqr(A, y.ravel(), damp=0.01, iter_lim=20)[0].reshape(shape)
     x = np.maximum(x - 0.08, 0)

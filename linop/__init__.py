@@ -20,6 +20,16 @@ array([[26., 39.],
 
 __version__ = "0.1.0"
 
+from linop._base import ProductOperator, ShapedLinearOperator, SumOperator
+from linop._conv.geometry import ConvGeometry
+from linop._memory import (
+    MatrixTooLargeError,
+    get_memory_limit,
+    memory_limit,
+    set_memory_limit,
+)
+from linop._torch import from_torch
+from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
 from linop.conv import (
     Conv1d,
     Conv2d,
@@ -30,22 +40,12 @@ from linop.conv import (
     conv_matrix,
     conv_transpose_matrix,
 )
-from linop._memory import (
-    MatrixTooLargeError,
-    get_memory_limit,
-    memory_limit,
-    set_memory_limit,
-)
-from linop.upsample import Upsample
-from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
-from linop.pad import Pad
-from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.conv_filter import ConvFilter1d, ConvFilter2d, ConvFilter3d
-from linop._torch import from_torch
-from linop._base import ProductOperator, ShapedLinearOperator, SumOperator
+from linop.pad import Pad
+from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
+from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.testing import dottest
-from linop._validation import ParameterError, ParameterTypeError, ParameterValueError
-from linop._conv.geometry import ConvGeometry
+from linop.upsample import Upsample
 
 __all__ = [
     "Conv1d",

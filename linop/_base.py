@@ -29,6 +29,7 @@ all of these, which is why they live in one module.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -275,7 +276,7 @@ class ShapedLinearOperator(LinearOperator):
         """The operator ``conj(A)``: every coefficient conjugated (``A`` itself if real)."""
         return OperatorView.of(self, transpose=False, conjugate=True)
 
-    # -- algebra that keeps shapes (ProductOperator, SumOperator) ---------------------------------------
+    # -- algebra that keeps shapes (ProductOperator, SumOperator) ------------------------
     # Between linop operators, products and combinations are shaped operators
     # with apply, tocsr, .T and .H; with a plain SciPy operator, SciPy's own.
     def dot(self, x):
@@ -472,7 +473,7 @@ class ProductOperator(ShapedLinearOperator):
         flat = []
         for f in factors:
             flat.extend(f.factors if isinstance(f, ProductOperator) else [f])
-        for left, right in zip(flat[:-1], flat[1:]):
+        for left, right in itertools.pairwise(flat):
             if left.shape[1] != right.shape[0]:
                 raise ValueError(
                     f"cannot compose {type(left).__name__} ({_shapes(left)}) with "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SEED_INPUT", "SEED_KERNEL", "SEED_UP_INPUT", "SEED_UP_KERNEL", "run_demo", "format_demo"]
+__all__ = ["SEED_INPUT", "SEED_KERNEL", "SEED_UP_INPUT", "SEED_UP_KERNEL", "format_demo",
+           "run_demo"]
 
 #: The blog's 4x4 input, ``arange(1, 17)``.
 SEED_INPUT = np.arange(1, 17, dtype=np.float64).reshape(4, 4)
@@ -67,8 +68,8 @@ def format_demo(result: dict) -> str:
         _block("Second kernel (3x3):", result["up_kernel"]),
         _block("Transposed convolution linop.ConvTranspose2d(kernel2, (2, 2)) up-samples to 4x4:",
                result["up_output"]),
-        "Its matrix is the transpose of linop.Conv2d(kernel2, (4, 4)).tocsr(): "
-        f"{result['transpose_equals_conv_T']}\n",
+        ("Its matrix is the transpose of linop.Conv2d(kernel2, (4, 4)).tocsr(): "
+         f"{result['transpose_equals_conv_T']}\n"),
         "Up-sampling [[1, 2], [3, 4]] by 2, side by side:\n",
     ]
     for mode, out in result["upsampled"].items():

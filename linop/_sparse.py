@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
 
 from linop._memory import check_nbytes, csr_nbytes

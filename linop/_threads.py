@@ -20,6 +20,7 @@ lock) at fork time and makes a fresh one when it first needs it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -117,7 +118,7 @@ def csr_matmul(matrix: sp.csr_array, dense: np.ndarray) -> np.ndarray:
             csr_matvecs(hi - lo, n_cols, width, indptr, matrix.indices, matrix.data,
                         flat_in, target)
 
-    pairs = list(zip(bounds[:-1], bounds[1:]))
+    pairs = list(itertools.pairwise(bounds))
     futures = [_executor(workers).submit(block, lo, hi) for lo, hi in pairs[1:]]
     block(*pairs[0])
     for future in futures:

@@ -390,8 +390,8 @@ def test_unwritable_output_is_exit_status_1(capsys, tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(sp, "save_npz", fail)
-    code, out, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
-                         "-o", tmp_path / "a.npz")
+    code, _, err = run(capsys, "matrix", "--kernel", BLOG, "--input-shape", "4,4",
+                       "-o", tmp_path / "a.npz")
     assert code == 1
     assert err == f"linop matrix: error: cannot write '{tmp_path / 'a.npz'}': Permission denied\n"
 

@@ -173,7 +173,8 @@ def test_seeded_sweep_every_class_and_form():
         d = tuple(int(v) for v in rng.integers(1, 3, nd))
         n = tuple(int(v) for v in rng.integers(5, 14 if nd < 3 else 8, nd))
         form = forms[rng.integers(5)]
-        pad = {"int": int(rng.integers(0, 3)), "axis": tuple(int(v) for v in rng.integers(0, 3, nd)),
+        pad = {"int": int(rng.integers(0, 3)),
+               "axis": tuple(int(v) for v in rng.integers(0, 3, nd)),
                "pairs": tuple((int(a), int(b)) for a, b in rng.integers(0, 3, (nd, 2))),
                "same": "same", "valid": "valid"}[form]
         mode = ["zeros", "reflect", "replicate", "circular"][rng.integers(4)]

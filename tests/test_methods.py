@@ -95,7 +95,7 @@ def test_fft_tiles_cover_the_output(monkeypatch):
     w = np.random.default_rng(1).standard_normal((2, 3, 5, 4))
     op = linop.Conv2d(w, (3, 40, 33), padding=(2, 1), stride=(2, 1), dilation=(1, 2),
                       padding_mode="circular", method="fft")
-    tile, lengths, samples = linop._conv.fft.fft_tile_shape(op.geometry, 3, 2, 1, 8)
+    tile, _, _ = linop._conv.fft.fft_tile_shape(op.geometry, 3, 2, 1, 8)
     assert tile[0] < op.output_shape[1] and tile[1] < op.output_shape[2]  # many tiles
     x = np.random.default_rng(2).standard_normal((3, 40, 33))
     ref = R.conv_nd(x, w, stride=(2, 1), padding=((2, 2), (1, 1)), dilation=(1, 2),

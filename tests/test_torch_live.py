@@ -16,14 +16,14 @@ import os
 import numpy as np
 import pytest
 
+import linop
+
 torch = pytest.importorskip("torch")
 
 try:
     import golden
 except ImportError:  # tests/ imported as a package
     from tests import golden
-
-import linop
 
 _spec = importlib.util.spec_from_file_location(
     "linop_make_reference",

@@ -55,6 +55,13 @@ def _axis_runs(n, m, k, s, d, lo):
     return jhi - jlo, runs
 
 
+def _class_view(target: np.ndarray, offset: int, shape, steps) -> np.ndarray:
+    """The entries of one row class in ``target`` (CSR ``indices`` or ``data``), as a view."""
+    item = target.itemsize
+    strides = tuple(st * item for st in steps) + (item,)
+    return as_strided(target[offset:], shape=shape, strides=strides)
+
+
 def one_channel_toeplitz(geometry: ConvGeometry, kernel: np.ndarray, idx_dtype):
     """The explicit matrix of a one-channel zero-padded convolution, or None.
 
@@ -108,7 +115,7 @@ def one_channel_toeplitz(geometry: ConvGeometry, kernel: np.ndarray, idx_dtype):
         # Flat input index of each tap of the box, then of each row of the
         # last axis's run: the contiguous inner block of the view.
         tap_index = np.zeros((1,) * nd, dtype=np.int64)
-        for a, ((_, _, jlo, jhi), (n, m, k, s, d, lo)) in enumerate(zip(runs, axes)):
+        for a, ((_, _, jlo, jhi), (_, _, _, _, d, lo)) in enumerate(zip(runs, axes)):
             shape = [1] * nd
             shape[a] = jhi - jlo
             j = (np.arange(jlo, jhi) * d - lo) * in_strides[a]
@@ -126,15 +133,10 @@ def one_channel_toeplitz(geometry: ConvGeometry, kernel: np.ndarray, idx_dtype):
             outer = outer + (np.arange(f, f + length) * (axes[a][3] * in_strides[a])).reshape(shape)
         view_shape = tuple(lengths[:-1]) + (len_last * per_row,)
 
-        def view(target):
-            item = target.itemsize
-            strides = tuple(st * item for st in steps) + (item,)
-            return as_strided(target[offset:], shape=view_shape, strides=strides)
-
         # Written in place: one pass over the class's entries, no temporary.
         np.add(outer.astype(idx_dtype)[..., None], block.astype(idx_dtype).reshape(-1),
-               out=view(indices))
-        view(data)[...] = weights
+               out=_class_view(indices, offset, view_shape, steps))
+        _class_view(data, offset, view_shape, steps)[...] = weights
     matrix = sp.csr_array(
         (data, indices, indptr), shape=(n_out, math.prod(geometry.input_size)), copy=False
     )

@@ -140,11 +140,11 @@ class Plan:
         return next(e for e in self.estimates if e.method == method)
 
     def __str__(self) -> str:
-        why = ("least expected time over " f"{self.applications} applications"
+        why = (f"least expected time over {self.applications} applications"
                if self.chosen_by == "auto" else "requested with method=")
-        lines = [f"method {self.method}, chosen by {self.chosen_by}: {why}",
-                 f"  {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
-                 f"{'expected':>10}  note"]
+        header = (f"  {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
+                  f"{'expected':>10}  note")
+        lines = [f"method {self.method}, chosen by {self.chosen_by}: {why}", header]
         for e in self.estimates:
             mark = "*" if e.method == self.method else " "
             lines.append(
@@ -238,7 +238,7 @@ def _im2col(weight, geometry, groups) -> Work:
 
 
 def _fft(weight, geometry, groups) -> Work:
-    c_out, cin_g, c_in, n_out, padded, taps, itemsize, cplx = _sizes(weight, geometry, groups)
+    c_out, cin_g, c_in, _, padded, _, itemsize, cplx = _sizes(weight, geometry, groups)
     if not np.isfinite(weight).all():
         return Work("fft", {}, {"call": math.inf}, 0, False, "the weight is not finite")
     tile, lengths, _ = fft_tile_shape(geometry, c_in, c_out, 1, itemsize)

@@ -166,14 +166,15 @@ def tap_table(geometry: ConvGeometry) -> TapTable:
     in_strides = [math.prod(geometry.input_size[a + 1 :]) for a in range(nd)]
     # Taps on zero padding hold out-of-range indices (masked): bound them too.
     reach = sum(
-        (n + lo + hi) * st for n, (lo, hi), st in zip(geometry.input_size, geometry.padding, in_strides)
+        (n + lo + hi) * st
+        for n, (lo, hi), st in zip(geometry.input_size, geometry.padding, in_strides)
     )
     dtype = index_dtype(reach)
 
     # The tap part, sum_a (k_a*d_a - lo_a)*S_a, shape (K,), then the output
     # axes from the last to the first.
     taps = np.zeros((1,) * nd, dtype=dtype)
-    for a, (n, m, k, s, d, lo) in enumerate(axes):
+    for a, (_, _, k, _, d, lo) in enumerate(axes):
         shape = [1] * nd
         shape[a] = k
         taps = taps + ((np.arange(k) * d - lo) * in_strides[a]).astype(dtype).reshape(shape)

@@ -29,7 +29,7 @@ def _batch_block(block, op, shape_in, shape_out, adjoint, dtype):
 
 def batch(op, a, nb, shape_in, shape_out, adjoint, dtype):
     """Every chunk of the batch axes through the operator; its own axes in one chunk."""
-    a = a.rechunk({ax: -1 for ax in range(nb, a.ndim)})
+    a = a.rechunk(dict.fromkeys(range(nb, a.ndim), -1))
     lead = a.shape[:nb]
     flat = a.reshape(lead + (math.prod(shape_in),))
     out = da.map_blocks(

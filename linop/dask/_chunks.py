@@ -19,7 +19,7 @@ def plan_axis(n, wanted, step, min_size, last_min):
     be smaller are merged with their neighbours.
     """
     min_size, last_min = max(min_size, 1), max(last_min, min_size, 1)
-    candidates = sorted({int(round(b / step)) * step for b in wanted if 0 < b < n})
+    candidates = sorted({round(b / step) * step for b in wanted if 0 < b < n})
     kept = [0]
     for b in candidates:
         if b - kept[-1] >= min_size and n - b >= last_min:

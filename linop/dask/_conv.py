@@ -10,8 +10,6 @@ same rule as the in-memory operators (`linop._conv.padding.fold`).
 
 from __future__ import annotations
 
-import math
-
 import dask.array as da
 import numpy as np
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import dask.array as da
 import numpy as np
 
@@ -33,9 +35,9 @@ def _along_axis(a, ax, m, dtype):
     """``m`` (``(n_out, n_in)``, CSR) applied along axis ``ax`` of ``a``, chunk by chunk."""
     n_out, n_in = m.shape
     scale = n_out / n_in
-    edges = sorted({0, n_out} | {int(round(b * scale)) for b in bounds(a.chunks[ax])})
+    edges = sorted({0, n_out} | {round(b * scale) for b in bounds(a.chunks[ax])})
     parts = []
-    for r0, r1 in zip(edges[:-1], edges[1:]):
+    for r0, r1 in itertools.pairwise(edges):
         rows = m[r0:r1]
         if rows.nnz == 0:
             shape = a.shape[:ax] + (r1 - r0,) + a.shape[ax + 1:]
