@@ -56,7 +56,7 @@ if _TESTS not in sys.path:
 __all__ = ["DTYPES", "METHODS", "RTOL", "assert_close", "assert_csr", "high", "random_array"]
 
 DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
-METHODS = ("toeplitz", "im2col")
+METHODS = ("toeplitz", "im2col", "fft")
 
 #: Relative tolerance against the sum of the absolute values of the terms of each
 #: output (``|M| @ |x|``, see :func:`assert_close`): a few hundred epsilon covers any
