@@ -1,6 +1,6 @@
 """
 Super-resolution with ``Conv2d @ Upsample`` as one operator
-==========================================================
+===========================================================
 
 A camera with coarse pixels sees a sharp scene through two linear maps:
 the optics blur it (a convolution) and the sensor averages blocks of

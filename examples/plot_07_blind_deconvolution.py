@@ -1,6 +1,6 @@
 """
 Blind deconvolution: alternating ``Conv2d`` and ``ConvFilter2d``
-===============================================================
+================================================================
 
 In *blind* deconvolution the blur is unknown too: ``y = conv(x, h) +
 noise`` with both the image ``x`` and the kernel ``h`` to find. The problem
