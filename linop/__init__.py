@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 from linop._base import ProductOperator, ShapedLinearOperator, SumOperator
 from linop._conv.geometry import ConvGeometry
+from linop._conv.plan import Estimate, Plan
 from linop._memory import (
     MatrixTooLargeError,
     get_memory_limit,
@@ -57,6 +58,8 @@ __all__ = [
     "conv_matrix",
     "conv_transpose_matrix",
     "ConvGeometry",
+    "Plan",
+    "Estimate",
     "Upsample",
     "AvgPool1d",
     "AvgPool2d",

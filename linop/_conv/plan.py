@@ -86,6 +86,16 @@ class Estimate:
         Whether ``"auto"`` may take it.
     note : str
         Why it is not eligible, or what dominates its cost.
+
+    Examples
+    --------
+    >>> import numpy as np, linop
+    >>> plan = linop.Conv2d(np.ones((3, 3)), (64, 64), padding=1).plan
+    >>> fft = plan["fft"]
+    >>> fft.method, fft.eligible, fft.build >= 0 and fft.apply > 0
+    ('fft', True, True)
+    >>> bool(fft.expected(10) == fft.build + 10 * fft.apply)
+    True
     """
 
     method: str
@@ -94,6 +104,8 @@ class Estimate:
     memory: int
     eligible: bool = True
     note: str = ""
+
+    __module__ = "linop"  # public as linop.Estimate
 
     def expected(self, applications: int = APPLICATIONS) -> float:
         """``build + applications * apply``, in seconds."""
@@ -135,6 +147,8 @@ class Plan:
     chosen_by: str
     estimates: tuple[Estimate, ...]
     applications: int = APPLICATIONS
+
+    __module__ = "linop"  # public as linop.Plan
 
     def __getitem__(self, method: str) -> Estimate:
         return next(e for e in self.estimates if e.method == method)

@@ -49,7 +49,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from linop._conv.engine import METHOD_NAMES
-from linop.testing._configs import ConvConfig, UpsampleConfig
+from linop.testing._configs import ConvConfig, UpsampleConfig, random_array
 
 __all__ = [
     "AvgPoolConfig",
@@ -59,6 +59,7 @@ __all__ = [
     "UpsampleConfig",
     "avg_pool_configs",
     "conv_configs",
+    "conv_filters",
     "dtypes",
     "operators",
     "pad_configs",
@@ -895,8 +896,57 @@ def pixel_shuffle_configs(
     )
 
 
+def conv_filters(
+    *,
+    ndim: int | Sequence[int] | None = None,
+    dtypes: st.SearchStrategy | Sequence | None = None,
+    **kwargs,
+) -> st.SearchStrategy:
+    """`linop.ConvFilter1d/2d/3d` operators: the convolutions of :func:`conv_configs`
+    seen as functions of their weight, on a random input.
+
+    Parameters
+    ----------
+    ndim, dtypes
+        As for :func:`conv_configs`.
+    **kwargs
+        Further keywords of :func:`conv_configs` (``bare``, ``padding_modes``,
+        ``max_channels``, ...); ``transpose`` is False.
+
+    Returns
+    -------
+    SearchStrategy of ConvFilter1d, ConvFilter2d or ConvFilter3d
+        With ``x`` drawn as standard normal entries of the configuration's
+        dtype and shape ``config.input_shape``, and ``weight_shape =
+        config.weight_shape``.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from linop.testing import dottest
+    >>> from linop.testing.strategies import conv_filters
+    >>> @settings(max_examples=10, deadline=None, database=None)
+    ... @given(conv_filters(ndim=2))
+    ... def test_adjoint(op):
+    ...     assert dottest(op, rng=0).passed
+    >>> test_adjoint()
+    """
+    import linop
+
+    def build(config):
+        x = random_array(config.input_shape, config.dtype, config.seed + 1)
+        cls = getattr(linop, f"ConvFilter{config.ndim}d")
+        kw = config.kwargs()
+        kw.pop("method")
+        return cls(x, config.weight_shape, **kw)
+
+    configs = conv_configs(ndim=ndim, transpose=False, dtypes=dtypes, methods=["auto"], **kwargs)
+    return configs.map(build)
+
+
 #: The kinds of :func:`operators`.
-OPERATOR_KINDS = ("conv", "conv_transpose", "upsample", "avg_pool", "pad", "pixel_shuffle")
+OPERATOR_KINDS = ("conv", "conv_transpose", "upsample", "avg_pool", "pad", "pixel_shuffle",
+                  "conv_filter")
 
 
 def operators(
@@ -913,8 +963,8 @@ def operators(
         Any of ``"conv"``, ``"conv_transpose"``, ``"upsample"``
         (:func:`conv_configs`, :func:`upsample_configs`), ``"avg_pool"``
         (:func:`avg_pool_configs`), ``"pad"`` (:func:`pad_configs`) and
-        ``"pixel_shuffle"`` (:func:`pixel_shuffle_configs`, both classes);
-        default all.
+        ``"pixel_shuffle"`` (:func:`pixel_shuffle_configs`, both classes),
+        ``"conv_filter"`` (:func:`conv_filters`); default all.
     ndim : int or sequence of int, optional
         Numbers of spatial axes (default 1, 2, 3) of the convolutions,
         ``Upsample`` and ``AvgPool``; ``Pad`` and the pixel shuffles ignore it.
@@ -942,16 +992,20 @@ def operators(
     """
     kinds = _choices("kinds", kinds, OPERATOR_KINDS)
     parts = []
+    configs = []
     if "conv" in kinds:
-        parts.append(conv_configs(ndim=ndim, transpose=False, dtypes=dtypes))
+        configs.append(conv_configs(ndim=ndim, transpose=False, dtypes=dtypes))
     if "conv_transpose" in kinds:
-        parts.append(conv_configs(ndim=ndim, transpose=True, dtypes=dtypes))
+        configs.append(conv_configs(ndim=ndim, transpose=True, dtypes=dtypes))
     if "upsample" in kinds:
-        parts.append(upsample_configs(ndim=ndim, dtypes=dtypes))
+        configs.append(upsample_configs(ndim=ndim, dtypes=dtypes))
     if "avg_pool" in kinds:
-        parts.append(avg_pool_configs(ndim=ndim, dtypes=dtypes))
+        configs.append(avg_pool_configs(ndim=ndim, dtypes=dtypes))
     if "pad" in kinds:
-        parts.append(pad_configs(dtypes=dtypes))
+        configs.append(pad_configs(dtypes=dtypes))
     if "pixel_shuffle" in kinds:
-        parts.append(pixel_shuffle_configs(dtypes=dtypes))
-    return st.one_of(parts).map(lambda config: config.build())
+        configs.append(pixel_shuffle_configs(dtypes=dtypes))
+    parts = [c.map(lambda config: config.build()) for c in configs]
+    if "conv_filter" in kinds:
+        parts.append(conv_filters(ndim=ndim, dtypes=dtypes))
+    return st.one_of(parts)
