@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linop._base import ProductOperator
-from linop._base import ShapedLinearOperator
+from linop._base import ProductOperator, ShapedLinearOperator
 from linop._validation import ParameterTypeError, ParameterValueError, as_shape
 
 __all__ = ["from_torch"]

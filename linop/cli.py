@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 import linop
-from linop._conv.engine import METHOD_NAMES
 from linop import _cli_args as ca
+from linop._conv.engine import METHOD_NAMES
 
 __all__ = ["main", "build_parser"]
 

@@ -27,7 +27,7 @@ def dense(op):
 
 
 def _tol(*ops):
-    single = any(np.dtype(op.dtype).itemsize <= 8 and np.dtype(op.dtype).kind == "c"
+    single = any((np.dtype(op.dtype).itemsize <= 8 and np.dtype(op.dtype).kind == "c")
                  or np.dtype(op.dtype) == np.float32 for op in ops)
     return 2e-4 if single else 1e-10
 
