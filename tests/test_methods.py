@@ -220,3 +220,50 @@ def test_plan_says_why():
     import pickle
 
     assert pickle.loads(pickle.dumps(op)).plan.method == op.T.plan.method == "fft"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(n=st.integers(1, 12), k=st.integers(1, 5), s=st.integers(1, 5), d=st.integers(1, 4),
+       lo=st.integers(0, 4), hi=st.integers(0, 4),
+       mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+def test_dead_outputs_and_unread_inputs_by_brute_force(n, k, s, d, lo, hi, mode):
+    """The FFT's exact zeros: outputs that read only zero padding, inputs that nothing reads."""
+    from linop._conv.taps import dead_outputs, unread_inputs
+
+    if mode == "reflect":
+        lo, hi = min(lo, n - 1), min(hi, n - 1)
+    elif mode == "circular":
+        lo, hi = min(lo, n), min(hi, n)
+    padded, reach = n + lo + hi, d * (k - 1)
+    if padded - reach < 1:
+        return
+    m = (padded - reach - 1) // s + 1
+    # the padded signal's pixel of every padded position, by PyTorch's modes
+    source = R.pad_nd(np.arange(n, dtype=float), [(lo, hi)], mode)
+    if mode == "zeros":  # -1: no pixel
+        source[:lo] = -1
+        source[lo + n:] = -1
+    dead, read = [], set()
+    for o in range(m):
+        pixels = [int(source[o * s + j * d]) for j in range(k)]
+        if all(p < 0 for p in pixels):
+            dead.append(o)
+        read.update(p for p in pixels if p >= 0)
+    if mode == "zeros":
+        assert dead_outputs(n, m, k, s, d, lo).tolist() == dead
+    assert unread_inputs(n, m, k, s, d, lo, hi, mode).tolist() == sorted(set(range(n)) - read)
+
+
+def test_fft_bookkeeping_scales_with_outputs_plus_taps():
+    """1-D, a million samples and 1001 taps: the exact-zero bookkeeping stays small."""
+    op = linop.Conv1d(np.ones(1001) / 1001, (10**6,), padding="same", method="fft")
+    x = np.ones(10**6)
+    tracemalloc.start()
+    try:
+        y = op.apply(x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 120 * 2**20, peak / 2**20  # 8 MB in, 8 MB out, the FFT tiles
+    np.testing.assert_allclose(y[500:-500], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(y[0], 501 / 1001, rtol=1e-9)

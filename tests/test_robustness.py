@@ -162,6 +162,10 @@ def test_non_finite_weights_reach_the_outputs_that_read_them():
     # so an infinite weight that meets zero padding gives inf * 0 = NaN.
     kernel = np.array([np.inf, 1.0, 1.0])
     for method in METHODS:
+        if method == "fft":  # a transform would spread the inf everywhere: refused
+            with pytest.raises(ValueError, match="finite"):
+                linop.Conv1d(kernel, (3,), padding=1, method=method)
+            continue
         y = linop.Conv1d(kernel, (3,), padding=1, method=method).apply(np.ones(3))
         np.testing.assert_array_equal(y, [np.nan, np.inf, np.inf])
 

@@ -45,7 +45,7 @@ from linop._conv.geometry import ConvGeometry
 from linop._conv.im2col import Im2colMethod
 from linop._conv.method import ConvMethod
 from linop._conv.padding import fold, pad
-from linop._conv.taps import axis_geometry, axis_reads
+from linop._conv.taps import axis_geometry, dead_outputs, unread_inputs
 from linop._threads import num_threads
 from linop._validation import ParameterValueError
 
@@ -131,16 +131,17 @@ class FFTMethod(ConvMethod):
 
     def _zero_lines(self, transpose: bool):
         """Per axis, the outputs (or, for the transpose, inputs) that are exact zeros."""
+        g = self.geometry
+
         def build():
             lines = []
-            for axis in axis_geometry(self.geometry):
-                read, valid = axis_reads(*axis, self.geometry.padding_mode)
+            for axis, (_, hi) in zip(axis_geometry(g), g.padding):
                 if transpose:
-                    used = read if valid is None else read[valid]
-                    lines.append(np.flatnonzero(np.bincount(used.ravel(), minlength=axis[0]) == 0))
-                else:
-                    lines.append(np.array([], dtype=np.intp) if valid is None
-                                 else np.flatnonzero(~valid.any(axis=1)))
+                    lines.append(unread_inputs(*axis, hi, g.padding_mode))
+                elif g.padding_mode == "zeros":
+                    lines.append(dead_outputs(*axis))
+                else:  # every tap reads a pixel
+                    lines.append(np.array([], dtype=np.intp))
             return lines
 
         return self._memo.get(("dead", transpose), build)

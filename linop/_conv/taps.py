@@ -23,8 +23,8 @@ import numpy as np
 from linop._conv.geometry import ConvGeometry
 from linop._validation import index_dtype
 
-__all__ = ["TapTable", "axis_geometry", "axis_reads", "tap_table", "tap_table_nbytes",
-           "toeplitz_nnz"]
+__all__ = ["TapTable", "axis_geometry", "dead_outputs", "tap_table", "tap_table_nbytes",
+           "toeplitz_nnz", "unread_inputs", "valid_outputs"]
 
 
 def axis_geometry(geometry: ConvGeometry):
@@ -66,15 +66,6 @@ def _axis_read(o, n, k, s, d, lo, mode):
     else:  # circular
         i = np.mod(i, n)
     return i, None
-
-
-def axis_reads(n, m, k, s, d, lo, mode):
-    """Input index read by every output and tap of one axis, and which taps are valid.
-
-    Returns ``(index, valid)``, both ``(m, k)``; ``valid`` is None except for
-    zero padding, where taps on the padding are invalid.
-    """
-    return _axis_read(np.arange(m), n, k, s, d, lo, mode)
 
 
 def _affine_rows(m: int, step: int, inner: np.ndarray) -> np.ndarray:
@@ -223,3 +214,67 @@ def tap_table_nbytes(geometry: ConvGeometry) -> int:
     n_out, n_taps = math.prod(geometry.output_size), geometry.n_taps
     reach = math.prod(geometry.padded_size)
     return n_out * n_taps * (2 * index_dtype(reach).itemsize + 1)
+
+
+# -- per-axis reach, in O(outputs + taps) ---------------------------------------------------
+def valid_outputs(n, m, k, s, d, lo) -> tuple[np.ndarray, np.ndarray]:
+    """For each tap of one axis, the outputs ``[first, last]`` it reads a real pixel for.
+
+    Zero padding: tap ``j`` of output ``o`` reads ``o*s + j*d - lo``, inside
+    the input for ``first[j] <= o <= last[j]`` (an empty range when
+    ``first > last``).
+    """
+    offset = np.arange(k, dtype=np.int64) * d - lo
+    first = np.maximum(0, -(offset // s))  # smallest o with o*s + offset >= 0
+    last = np.minimum(m - 1, (n - 1 - offset) // s)  # largest o with o*s + offset <= n - 1
+    return first, last
+
+
+def dead_outputs(n, m, k, s, d, lo) -> np.ndarray:
+    """Outputs of one zero-padded axis whose every tap reads padding (sorted indices)."""
+    first, last = valid_outputs(n, m, k, s, d, lo)
+    keep = first <= last
+    coverage = np.zeros(m + 1, dtype=np.int64)
+    np.add.at(coverage, first[keep], 1)
+    np.add.at(coverage, last[keep] + 1, -1)
+    return np.flatnonzero(np.cumsum(coverage[:-1]) == 0)
+
+
+def unread_inputs(n, m, k, s, d, lo, hi, mode) -> np.ndarray:
+    """Inputs of one axis that no output reads through any tap (sorted indices).
+
+    The taps read padded positions ``o*s + j*d``; grouped by their residue
+    modulo the stride, each tap covers a contiguous range of the lattice, so
+    the union is a difference array per residue: O(padded size + taps) time
+    and memory, whatever the number of outputs times taps.
+    """
+    padded = n + lo + hi
+    start = np.arange(k, dtype=np.int64) * d
+    read = np.zeros(padded, dtype=bool)
+    for residue in np.unique(start % s):
+        first_q = start[start % s == residue] // s
+        lattice = (padded - residue + s - 1) // s  # positions residue + s*q < padded
+        coverage = np.zeros(lattice + 1, dtype=np.int64)
+        np.add.at(coverage, np.minimum(first_q, lattice), 1)
+        np.add.at(coverage, np.minimum(first_q + m, lattice), -1)
+        read[residue::s] = np.cumsum(coverage[:-1]) > 0
+    positions = np.flatnonzero(read)
+    index, valid = _map_padded(positions, n, lo, mode)
+    used = np.zeros(n, dtype=bool)
+    used[index[valid] if valid is not None else index] = True
+    return np.flatnonzero(~used)
+
+
+def _map_padded(positions, n, lo, mode):
+    """Input pixels of padded positions (and, for zero padding, which are real)."""
+    i = positions - lo
+    if mode == "zeros":
+        return i, (i >= 0) & (i < n)
+    if mode == "reflect":
+        i = np.abs(i)
+        i = np.where(i >= n, 2 * (n - 1) - i, i)
+    elif mode == "replicate":
+        i = np.clip(i, 0, n - 1)
+    else:  # circular
+        i = np.mod(i, n)
+    return i, None

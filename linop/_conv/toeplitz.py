@@ -22,7 +22,14 @@ import scipy.sparse as sp
 from linop._conv.direct import one_channel_toeplitz
 from linop._conv.geometry import ConvGeometry
 from linop._conv.method import ConvMethod
-from linop._conv.taps import TapTable, tap_table, tap_table_nbytes, toeplitz_nnz
+from linop._conv.taps import (
+    TapTable,
+    axis_geometry,
+    tap_table,
+    tap_table_nbytes,
+    toeplitz_nnz,
+    valid_outputs,
+)
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import transpose_csr
 from linop._threads import csr_matmul
@@ -236,18 +243,27 @@ class ToeplitzMethod(ConvMethod):
         return self._memo.get("AT", build)
 
     def _poisoned_rows(self):
-        """Output rows where a non-finite weight meets zero padding (None: there are none)."""
+        """Output rows where a non-finite weight meets zero padding (None: there are none).
+
+        Per bad tap, the outputs whose read of that tap is inside the input
+        form a box (a range per axis, `valid_outputs`); the rest of the grid
+        reads padding. O(bad taps x outputs), never a table of every tap.
+        """
         def build():
             g = self.geometry
-            bad = ~np.isfinite(self.weight.reshape(self.weight.shape[0], self.weight.shape[1], -1))
+            w = self.weight.reshape(self.weight.shape[0], self.weight.shape[1], -1)
+            bad = ~np.isfinite(w).all(axis=1)  # (C_out, K)
             if g.padding_mode != "zeros" or not bad.any():
                 return ()
-            table = tap_table(g)
-            if table.valid is None:
-                return ()
-            reads_padding = (~table.valid).astype(np.int64)          # (n_out, K)
-            rows = (reads_padding @ bad.any(axis=1).T.astype(np.int64)) > 0  # (n_out, C_out)
-            return np.flatnonzero(rows.T.reshape(-1))
+            ranges = [valid_outputs(*axis) for axis in axis_geometry(g)]
+            rows = np.zeros((self.weight.shape[0],) + g.output_size, dtype=bool)
+            for co, tap in zip(*np.nonzero(bad)):
+                inside = tuple(slice(first[j], max(first[j], last[j] + 1)) for (first, last), j
+                               in zip(ranges, np.unravel_index(tap, g.kernel_size)))
+                reads_padding = np.ones(g.output_size, dtype=bool)
+                reads_padding[inside] = False
+                rows[co] |= reads_padding
+            return np.flatnonzero(rows)
 
         rows = self._memo.get("poison", build)
         return rows if len(rows) else None
