@@ -22,30 +22,45 @@ from typing import ClassVar
 import numpy as np
 
 import linop
+from linop._memory import csr_nbytes
 from linop._validation import MAX_SIZE
 
 __all__ = [
+    "CHECK_SYNTAX",
     "DENSE_LIMIT",
+    "OPERATORS",
+    "OPERATOR_OPTIONS",
     "CLIError",
     "SYNTAX",
     "Terminated",
     "add_geometry_arguments",
+    "add_operator_arguments",
     "Progress",
     "atomic_write",
+    "build_check_operator",
     "build_operator",
     "check_fits_memory",
     "check_operator_nbytes",
+    "check_inputs_fit_memory",
     "check_output",
+    "check_options_apply",
     "check_target",
+    "describe_operator",
     "draw_spy",
+    "explicit_matrix_nbytes",
+    "explicit_nnz",
     "flag_for_parameter",
+    "float_or_floats",
     "format_dense",
+    "growth_flag",
     "int_or_ints",
     "int_value",
     "kernel_value",
     "output_format",
+    "pad_value",
     "padding_value",
     "require_matplotlib",
+    "resolve_conv_defaults",
     "seed_value",
     "shape_value",
     "shown",
@@ -119,6 +134,27 @@ def shape_value(text: str) -> tuple[int, ...]:
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}")
     return values
+
+
+def float_or_floats(text: str):
+    """``"2"`` -> 2.0, ``"2,1.5"`` -> (2.0, 1.5): positive finite numbers up to 2**62."""
+    what = "a positive number or comma-separated ones such as 2 or 2,1.5"
+    values = []
+    for t in text.split(","):
+        try:
+            value = float(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}") from None
+        if not (math.isfinite(value) and 0 < value <= MAX_SIZE):
+            raise argparse.ArgumentTypeError(
+                f"{shown(text)} is out of range: values are positive, finite and at most 2**62")
+        values.append(value)
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def pad_value(text: str) -> tuple[int, ...]:
+    """``"1,1,2,0"`` -> (1, 1, 2, 0): F.pad's pad tuple, negative values crop."""
+    return tuple(_int(t, "comma-separated ints such as 1,1,2,0") for t in text.split(","))
 
 
 def padding_value(text: str):
@@ -205,6 +241,33 @@ syntax:
 """
 
 
+CHECK_SYNTAX = """\
+  operator     --operator chooses what to check; each takes --input-shape, --dtype,
+               --seed and its own options below (any other is refused):
+    conv             (default) the convolution above: --kernel or --kernel-size,
+                     --out-channels; --transpose, --stride, --padding, --dilation,
+                     --groups, --padding-mode, --output-padding, --method
+    upsample         F.interpolate: --size or --scale-factor, --mode, --align-corners;
+                     SHAPE is C,*spatial (1 to 3 spatial sizes)
+    avg-pool         F.avg_pool1d/2d/3d: --kernel-size (required), --stride (default:
+                     the kernel size), --padding, --ceil-mode, --count-include-pad,
+                     --divisor-override; SHAPE is C,*spatial, or only the spatial
+                     sizes when --kernel-size has one size per axis (2,2)
+    pad              F.pad: --pad (required), --mode; SHAPE is any shape
+    pixel-shuffle    F.pixel_shuffle: --factor (required); SHAPE is *batch,C,H,W
+    pixel-unshuffle  F.pixel_unshuffle: --factor (required); SHAPE is *batch,C,H,W
+    conv-filter      the convolution as a function of its kernel, w -> conv(x, w),
+                     for a random x of SHAPE: --kernel-size, --out-channels (then
+                     SHAPE is C_in,*spatial), --groups, --stride, --padding,
+                     --dilation, --padding-mode
+  pad          F.pad's tuple: (left, right) of the last axis, then of the one
+               before, ...: 1,1,2,0. Negative values crop. Write --pad=-1,1 when
+               it starts with a minus sign.
+  size, scale  --size: one int for every spatial axis or one per axis (8 or 8,6);
+               --scale-factor: one number or one per axis (2 or 2,1.5).
+"""
+
+
 def add_geometry_arguments(p, *, kernel_required: bool) -> None:
     """The options that describe a convolution, shared by matrix and check."""
     g = p.add_argument_group("the convolution (PyTorch's parameters)")
@@ -213,12 +276,16 @@ def add_geometry_arguments(p, *, kernel_required: bool) -> None:
         kernel_help += "; default: random, see --kernel-size"
     g.add_argument("--kernel", metavar="K", type=kernel_value, required=kernel_required,
                    help=kernel_help)
+    shape_help = "input size: H,W (bare kernel) or C_in,H,W (weight with channels)"
+    if not kernel_required:  # linop check: other operators too
+        shape_help += "; for the other operators see 'operator' below"
     g.add_argument("--input-shape", metavar="SHAPE", type=shape_value, required=True,
-                   help="input size: H,W (bare kernel) or C_in,H,W (weight with channels)")
+                   help=shape_help)
     g.add_argument("--transpose", action="store_true",
                    help="the transposed convolution (conv_transpose) instead")
     g.add_argument("--stride", metavar="S", type=int_or_ints, default=1,
-                   help="stride, per axis or for all (default 1)")
+                   help="stride, per axis or for all (default 1"
+                   + ("; avg-pool: the kernel size)" if not kernel_required else ")"))
     g.add_argument("--padding", metavar="P", type=padding_value, default=0,
                    help="padding: 1, 1,2, 1:2,0:1, same or valid (default 0)")
     g.add_argument("--dilation", metavar="D", type=int_or_ints, default=1,
@@ -236,6 +303,120 @@ def add_geometry_arguments(p, *, kernel_required: bool) -> None:
                    "matrix (default float64)")
 
 
+#: What ``linop check --operator`` checks: name -> the linop classes.
+OPERATORS = {
+    "conv": "Conv1d/2d/3d, or ConvTranspose1d/2d/3d with --transpose",
+    "upsample": "Upsample",
+    "avg-pool": "AvgPool1d/2d/3d",
+    "pad": "Pad",
+    "pixel-shuffle": "PixelShuffle",
+    "pixel-unshuffle": "PixelUnshuffle",
+    "conv-filter": "ConvFilter1d/2d/3d",
+}
+
+#: The flag of each option of ``linop check`` that some operators do not take, by ``dest``.
+_CHECK_FLAGS = {
+    "kernel": "--kernel", "transpose": "--transpose", "stride": "--stride",
+    "padding": "--padding", "dilation": "--dilation", "groups": "--groups",
+    "padding_mode": "--padding-mode", "output_padding": "--output-padding",
+    "kernel_size": "--kernel-size", "out_channels": "--out-channels", "method": "--method",
+    "size": "--size", "scale_factor": "--scale-factor", "mode": "--mode",
+    "align_corners": "--align-corners", "pad": "--pad", "factor": "--factor",
+    "ceil_mode": "--ceil-mode", "count_include_pad": "--count-include-pad",
+    "divisor_override": "--divisor-override",
+}
+
+#: The options each operator takes besides --input-shape, --dtype and --seed (by ``dest``).
+OPERATOR_OPTIONS = {
+    "conv": ("kernel", "kernel_size", "out_channels", "transpose", "stride", "padding",
+             "dilation", "groups", "padding_mode", "output_padding", "method"),
+    "upsample": ("size", "scale_factor", "mode", "align_corners"),
+    "avg-pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                 "divisor_override"),
+    "pad": ("pad", "mode"),
+    "pixel-shuffle": ("factor",),
+    "pixel-unshuffle": ("factor",),
+    "conv-filter": ("kernel_size", "out_channels", "groups", "stride", "padding", "dilation",
+                    "padding_mode"),
+}
+
+#: Hints for a flag given to an operator that has a flag of that meaning under another name.
+_INSTEAD = {
+    ("pad", "padding"): "--pad", ("pad", "padding_mode"): "--mode",
+    ("upsample", "kernel_size"): "--size or --scale-factor",
+    ("pixel-shuffle", "kernel_size"): "--factor", ("pixel-unshuffle", "kernel_size"): "--factor",
+    ("pixel-shuffle", "stride"): "--factor", ("pixel-unshuffle", "stride"): "--factor",
+    ("conv", "mode"): "--padding-mode", ("conv-filter", "mode"): "--padding-mode",
+    ("conv-filter", "kernel"): "--kernel-size (the kernel is the operator's input)",
+}
+
+
+def add_operator_arguments(p) -> None:
+    """``--operator`` and the options of the operators other than the convolution."""
+    g = p.add_argument_group("the operator (see 'operator' below for which options each takes)")
+    g.add_argument("--operator", metavar="NAME", default="conv", choices=tuple(OPERATORS),
+                   help="what to check: conv (default), upsample, avg-pool, pad, "
+                   "pixel-shuffle, pixel-unshuffle or conv-filter")
+    g.add_argument("--size", metavar="N", type=int_or_ints, default=None,
+                   help="upsample: output spatial size, for all axes or per axis")
+    g.add_argument("--scale-factor", metavar="F", type=float_or_floats, default=None,
+                   help="upsample: multiplier of the spatial size, for all axes or per axis "
+                   "(below 1 down-samples)")
+    g.add_argument("--mode", metavar="MODE", default=None,
+                   help="upsample: nearest (default), nearest-exact, area, linear, bilinear, "
+                   "bicubic or trilinear; pad: constant (zeros, default), reflect, replicate "
+                   "or circular")
+    g.add_argument("--align-corners", action=argparse.BooleanOptionalAction, default=None,
+                   help="upsample, linear modes only: align the corner pixels' centres "
+                   "(default: not)")
+    g.add_argument("--pad", metavar="PADS", type=pad_value, default=None,
+                   help="pad: F.pad's tuple, (left, right) of the last axis first: 1,1,2,0; "
+                   "negative values crop")
+    g.add_argument("--factor", metavar="R", type=int_value, default=None,
+                   help="pixel-shuffle: upscale_factor; pixel-unshuffle: downscale_factor")
+    g.add_argument("--ceil-mode", action="store_true", default=False,
+                   help="avg-pool: round the number of windows up")
+    g.add_argument("--count-include-pad", action=argparse.BooleanOptionalAction,
+                   default=None, help="avg-pool: divide by the window size including the "
+                   "padding (default) or (--no-count-include-pad) by the pixels read")
+    g.add_argument("--divisor-override", metavar="D", type=int_value, default=None,
+                   help="avg-pool: divide every window's sum by D instead")
+
+
+def _given(args, dest: str) -> bool:
+    """Whether the option was given: not None, and for the switches not False."""
+    value = getattr(args, dest, None)
+    if dest in ("align_corners", "count_include_pad"):  # --no-... gives False
+        return value is not None
+    return value is not None and value is not False
+
+
+def check_options_apply(args) -> None:
+    """Refuse, naming it and the operator, any option the chosen operator does not take.
+
+    ``linop check`` leaves every such option at None (False for switches)
+    unless it is given, so that "given" is "not None".
+    """
+    name = args.operator
+    takes = OPERATOR_OPTIONS[name]
+    for dest, flag in _CHECK_FLAGS.items():
+        if dest in takes or not _given(args, dest):
+            continue
+        own = ", ".join(_CHECK_FLAGS[d] for d in takes)
+        instead = _INSTEAD.get((name, dest))
+        raise CLIError(flag, f"does not apply to --operator {name}, which takes {own} (and "
+                       "--input-shape, --dtype, --seed)" + (f": use {instead}" if instead
+                                                             else ""))
+
+
+def resolve_conv_defaults(args) -> None:
+    """The defaults of the convolution's options that ``linop check`` leaves at None."""
+    for dest, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1),
+                          ("method", "auto")):
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+
+
 # -- linop's errors -> the argument at fault -----------------------------------------
 #: The flag of each parameter of linop's constructors (`linop.ParameterError.parameter`).
 PARAMETER_FLAGS = {
@@ -248,6 +429,21 @@ PARAMETER_FLAGS = {
     "input_shape": "--input-shape",
     "weight": "--kernel",
     "method": "--method",
+    "dtype": "--dtype",
+    # linop check's other operators
+    "kernel_size": "--kernel-size",
+    "size": "--size",
+    "scale_factor": "--scale-factor",
+    "mode": "--mode",
+    "align_corners": "--align-corners",
+    "pad": "--pad",
+    "upscale_factor": "--factor",
+    "downscale_factor": "--factor",
+    "ceil_mode": "--ceil-mode",
+    "count_include_pad": "--count-include-pad",
+    "divisor_override": "--divisor-override",
+    "weight_shape": "--kernel-size",  # of conv-filter, from --out-channels and --kernel-size
+    "x": "--input-shape",  # conv-filter's random input
 }
 
 
@@ -357,7 +553,12 @@ def _random_kernel(args, rng):
     shape, kernel_size = _random_weight_shape(args)
     _check_geometry(args, kernel_size)
     _check_weight_nbytes(args, shape, kernel_size)
-    dtype = np.dtype(args.dtype)
+    return _standard_normal(rng, shape, args.dtype)
+
+
+def _standard_normal(rng, shape, dtype):
+    """Standard normal values of ``dtype`` (complex: real and imaginary parts of variance 1/2)."""
+    dtype = np.dtype(dtype)
     if dtype.kind == "c":
         w = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / math.sqrt(2)
     else:
@@ -425,6 +626,132 @@ def describe(op) -> str:
     return text
 
 
+# -- linop check's other operators ------------------------------------------------------
+def _required(args, dest: str, what: str) -> None:
+    if getattr(args, dest) is None:
+        raise CLIError(_CHECK_FLAGS[dest], f"is required with --operator {args.operator}: {what}")
+
+
+def _new(cls, flag_values, *args, **kwargs):
+    """``cls(*args, **kwargs)``, its errors as CLIErrors naming the flag at fault.
+
+    A `MatrixTooLargeError` (tables beyond the memory limit) names the
+    first of ``flag_values`` that was given: the options that make the
+    operator large.
+    """
+    try:
+        return cls(*args, **kwargs)
+    except linop.MatrixTooLargeError as exc:
+        flag = next((f for f, v in flag_values if v is not None), "--input-shape")
+        raise CLIError(flag, str(exc)) from None
+    except linop.ParameterError as exc:
+        raise CLIError(flag_for_parameter(exc.parameter, "--kernel-size"), str(exc)) from None
+
+
+def _avg_pool_class(args):
+    """AvgPool1d/2d/3d: the number of spatial axes from --kernel-size or --input-shape."""
+    _required(args, "kernel_size", "the window size, one or one per spatial axis (2 or 2,2)")
+    shape, ks = args.input_shape, args.kernel_size
+    if isinstance(ks, tuple):
+        nd = len(ks)
+        if not 1 <= nd <= 3:
+            raise CLIError("--kernel-size", f"{ks} has {nd} sizes: give one, or one per spatial "
+                           "axis (1 to 3)")
+        if len(shape) not in (nd, nd + 1):
+            raise CLIError("--input-shape", f"{shape} has {len(shape)} sizes, but --kernel-size "
+                           f"{','.join(map(str, ks))} has {nd}: give {nd} spatial sizes, or C "
+                           f"and {nd} spatial sizes")
+    else:
+        nd = len(shape) - 1
+        if not 1 <= nd <= 3:
+            raise CLIError("--input-shape", f"{shape} must be C,*spatial with 1 to 3 spatial "
+                           "sizes (2 to 4 sizes in all); for spatial sizes alone, without a "
+                           "channel axis, give --kernel-size one size per axis (2,2)")
+    return getattr(linop, f"AvgPool{nd}d")
+
+
+def _conv_filter(args, rng):
+    """ConvFilter{n}d on a random x of --input-shape, checked before x is drawn."""
+    resolve_conv_defaults(args)
+    weight_shape, kernel_size = _random_weight_shape(args)
+    _check_geometry(args, kernel_size)
+    nd = len(kernel_size)
+    _, kwargs = _constructor(args, nd, "auto")
+    del kwargs["method"]
+    itemsize = 16 if np.dtype(args.dtype).kind == "c" else 8
+    limit = linop.get_memory_limit()
+    count = math.prod(weight_shape)  # the operator's input: random vectors of this size
+    if 32 * count * itemsize > limit:
+        factors = {"--kernel-size": math.prod(kernel_size)}
+        if args.out_channels is not None:
+            factors["--out-channels"] = args.out_channels
+        raise CLIError(max(factors, key=factors.get), f"the operator's input, a weight of shape "
+                       f"{weight_shape}, has {count} entries: checking it needs about "
+                       f"{_mib(32 * count * itemsize)} (random vectors of {count} entries), "
+                       f"more than the memory limit of {_mib(limit)}")
+    count = math.prod(args.input_shape)
+    nbytes = 4 * count * itemsize
+    if nbytes > limit:
+        raise CLIError("--input-shape", f"the random input x would have shape "
+                       f"{args.input_shape}, {count} entries: drawing it needs about "
+                       f"{_mib(nbytes)}, more than the memory limit of {_mib(limit)}")
+    x = _standard_normal(rng, args.input_shape, args.dtype)
+    op = _new(getattr(linop, f"ConvFilter{nd}d"), (), x, weight_shape, **kwargs)
+    return op, f"x: random standard normal, shape {x.shape}"
+
+
+def build_check_operator(args, rng):
+    """The operator other than the convolution that ``linop check`` checks, and what it drew.
+
+    The second value is a line about the random input (conv-filter) or None.
+    Options that must be given are checked first; the operator's own checks
+    (`linop.ParameterError`) become CLIErrors naming the flag.
+    """
+    name, shape, dtype = args.operator, args.input_shape, np.dtype(args.dtype)
+    if name == "conv-filter":
+        return _conv_filter(args, rng)
+    if name == "upsample":
+        if args.size is None and args.scale_factor is None:
+            raise CLIError("--size", "is required with --operator upsample, or --scale-factor "
+                           "instead: the output spatial size (8 or 8,6), or its multiplier (2)")
+        if args.size is not None and args.scale_factor is not None:
+            raise CLIError("--scale-factor", "not allowed with --size: give one of them, as "
+                           "F.interpolate takes one")
+        kwargs = {k: getattr(args, k) for k in ("size", "scale_factor", "mode", "align_corners")
+                  if getattr(args, k) is not None}
+        grows = (("--size", args.size), ("--scale-factor", args.scale_factor))
+        return _new(linop.Upsample, grows, shape, dtype=dtype, **kwargs), None
+    if name == "avg-pool":
+        cls = _avg_pool_class(args)
+        kwargs = {k: getattr(args, k) for k in ("stride", "padding", "count_include_pad",
+                                                "divisor_override")
+                  if getattr(args, k) is not None}
+        return _new(cls, (), shape, args.kernel_size, ceil_mode=args.ceil_mode, dtype=dtype,
+                    **kwargs), None
+    if name == "pad":
+        _required(args, "pad", "F.pad's tuple, (left, right) of the last axis first (1,1,2,0)")
+        return _new(linop.Pad, (), shape, args.pad, args.mode or "constant", dtype=dtype), None
+    if name in ("pixel-shuffle", "pixel-unshuffle"):
+        _required(args, "factor", "the " + ("upscale" if name == "pixel-shuffle" else
+                                            "downscale") + " factor r (2)")
+        cls = linop.PixelShuffle if name == "pixel-shuffle" else linop.PixelUnshuffle
+        return _new(cls, (), shape, args.factor, dtype=dtype), None
+    raise AssertionError(name)  # pragma: no cover - argparse's choices
+
+
+def describe_operator(op) -> str:
+    """One line: what any operator of ``linop check`` is (`describe` for convolutions)."""
+    if hasattr(op, "definition"):
+        return describe(op)
+    if _is_conv_filter(op):
+        return (f"{type(op).__name__} weight_shape {op.weight_shape} -> output_shape "
+                f"{op.output_shape}, x shape {op.x.shape}, stride {op.stride}, padding "
+                f"{op.padding}, dilation {op.dilation}, groups {op.groups}, padding_mode "
+                f"{op.padding_mode}, dtype {op.dtype}")
+    text = repr(op)
+    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
+
+
 def build_matrix(op, progress):
     """``op.tocsr()``, with a progress phase; MatrixTooLargeError -> CLIError."""
     m, n = op.shape
@@ -443,34 +770,142 @@ def check_operator_nbytes(op) -> int:
     - its ``tocsr`` check builds the explicit matrices of ``op``, ``op.H``
       and ``op.T`` and compares them, while the operator may cache its own:
       about four times the peak of building ``A`` and ``A^T`` together
-      (`linop._conv.toeplitz.explicit_matrix_nbytes`);
+      (`linop._conv.toeplitz.explicit_matrix_nbytes` for convolutions; for
+      the other operators see `explicit_matrix_nbytes`);
     - the other checks apply the operator to random vectors and blocks of
       three columns of ``m`` and ``n`` entries, and compare copies and
       results in float64 or complex128: about 32 vectors of ``m + n``
       entries;
     - small operators (``m * n`` and ``n * n`` at most ``10**6``) are also
       compared entry by entry with dense matrices: the ``n x n`` identity
-      and a copy, and about six ``m x n`` arrays.
+      and a copy, and about six ``m x n`` arrays;
+    - a ConvFilter also holds its input ``x`` padded, and its patches
+      (cached when small, else gathered in tiles of bounded size).
     """
-    from linop._conv.toeplitz import explicit_matrix_nbytes
-
-    d = op.definition
-    matrix = explicit_matrix_nbytes(d.weight, d.geometry, d.groups, transposed=True)
     m, n = op.shape
     itemsize = 16 if np.dtype(op.dtype).kind == "c" else 8
     dense = (2 * n * n + 6 * m * n) * itemsize if max(m * n, n * n) <= 10**6 else 0
-    return 4 * matrix + 32 * (m + n) * itemsize + dense
+    return 4 * explicit_matrix_nbytes(op) + 32 * (m + n) * itemsize + dense + _kept_nbytes(op)
 
 
-def check_fits_memory(op, input_shape) -> None:
-    """Refuse, naming ``--input-shape``, to check an operator beyond `linop.get_memory_limit`."""
+def _is_conv_filter(op) -> bool:
+    from linop.conv_filter import _ConvFilterNd
+
+    return isinstance(op, _ConvFilterNd)
+
+
+def _kept_nbytes(op) -> int:
+    """What a ConvFilter keeps besides: its padded x and its patches (cached or in tiles)."""
+    if not _is_conv_filter(op):
+        return 0
+    from linop._conv.im2col import PATCH_BUFFER_BYTES
+
+    groups, _, taps, n_out = op._sizes
+    patches = groups * taps * n_out * np.dtype(op.dtype).itemsize
+    return 2 * op.x.nbytes + 2 * min(patches, PATCH_BUFFER_BYTES)
+
+
+def explicit_nnz(op) -> int:
+    """The stored entries of ``op.tocsr()`` (an upper bound), from sizes linop already knows.
+
+    Upsample and AvgPool: the channels times the product of the per-axis
+    tables' entries; Pad: at most one per row; PixelShuffle/Unshuffle: one
+    per row; ConvFilter: ``C_out * C_in/groups`` times the (output, tap)
+    pairs that read the input; a convolution: its Toeplitz count. Any other
+    operator: ``m * n``, as if dense.
+    """
+    from linop._conv.toeplitz import explicit_matrix_nnz
+    from linop.pool import _AvgPoolNd
+    from linop.shuffle import _PixelPermutation
+
+    m, n = op.shape
+    if hasattr(op, "definition"):
+        return explicit_matrix_nnz(op.definition.weight, op.definition.geometry)
+    if isinstance(op, (linop.Upsample, _AvgPoolNd)):
+        channels = 1 if getattr(op, "bare", False) else op.input_shape[0]
+        return channels * math.prod(axis.taps.nnz for axis in op.axes)
+    if isinstance(op, linop.Pad):
+        return m
+    if isinstance(op, _PixelPermutation):
+        return n
+    if _is_conv_filter(op):
+        return op._matrix_parts()[0]
+    return m * n
+
+
+def explicit_matrix_nbytes(op) -> int:
+    """Peak bytes of building the explicit matrices ``A`` and ``A^T`` of ``op`` together.
+
+    Convolutions: `linop._conv.toeplitz.explicit_matrix_nbytes`. ConvFilter:
+    its own count of building ``A`` (the matrix and the gathers) plus ``A^T``.
+    The others build ``A`` as Kronecker products of per-axis matrices, which
+    pass through coordinate (COO) arrays of int64 row and column indices:
+    ``A``, those arrays and ``A^T`` (`explicit_nnz` entries each).
+    """
+    from linop._conv.toeplitz import explicit_matrix_nbytes as conv_nbytes
+
+    m, n = op.shape
+    if hasattr(op, "definition"):
+        d = op.definition
+        return conv_nbytes(d.weight, d.geometry, d.groups, transposed=True)
+    nnz = explicit_nnz(op)
+    transposed = csr_nbytes(nnz, n, op.dtype, m)
+    if _is_conv_filter(op):
+        return op._matrix_parts()[2] + transposed
+    coo = nnz * (16 + np.dtype(op.dtype).itemsize)
+    return csr_nbytes(nnz, m, op.dtype, n) + coo + transposed
+
+
+def check_inputs_fit_memory(shape, dtype) -> None:
+    """Refuse, naming ``--input-shape``, inputs whose random vectors alone exceed the limit.
+
+    Before an operator other than a convolution is built: whatever it is,
+    the check applies it to about 32 vectors of ``prod(shape)`` entries.
+    """
+    count = math.prod(shape)
+    nbytes = 32 * count * (16 if np.dtype(dtype).kind == "c" else 8)
+    limit = linop.get_memory_limit()
+    if nbytes > limit:
+        raise CLIError("--input-shape", f"{shape} has {count} entries: checking an operator on "
+                       f"it needs about {_mib(nbytes)} (random vectors of {count} entries), "
+                       f"more than the memory limit of {_mib(limit)}: use a smaller "
+                       "--input-shape")
+
+
+def check_fits_memory(op, input_shape, flag: str = "--input-shape", value=None) -> None:
+    """Refuse, naming ``flag``, to check an operator beyond `linop.get_memory_limit`.
+
+    ``flag`` is ``--input-shape`` (``value`` its value, ``input_shape``)
+    unless another option makes the operator large (see `growth_flag`).
+    """
     nbytes, limit = check_operator_nbytes(op), linop.get_memory_limit()
     if nbytes > limit:
         m, n = op.shape
-        raise CLIError("--input-shape", f"{input_shape} gives a {m} x {n} operator: checking it "
+        value = input_shape if value is None else value
+        raise CLIError(flag, f"{value} gives a {m} x {n} operator: checking it "
                        f"needs about {_mib(nbytes)} (its explicit matrix for the tocsr check, "
                        f"random vectors of {m} and {n} entries), more than the memory limit of "
-                       f"{_mib(limit)}: use a smaller --input-shape")
+                       f"{_mib(limit)}: use a smaller {flag}")
+
+
+def growth_flag(args, op) -> tuple[str, object]:
+    """The option to name when ``op`` is too large to check, and its value.
+
+    ``--input-shape``, except for upsample and pad when the output is larger
+    than the input: then ``--size``, ``--scale-factor`` or ``--pad``, whichever
+    was given; and for conv-filter with more output channels than input
+    ones: then ``--out-channels``.
+    """
+    m, n = op.shape
+    if m > n and args.operator in ("upsample", "pad"):
+        for dest in ("size", "scale_factor", "pad"):
+            value = getattr(args, dest, None)
+            if value is not None:
+                return _CHECK_FLAGS[dest], value
+    if (args.operator == "conv-filter" and args.out_channels is not None
+            and args.out_channels > args.input_shape[0]):
+        return "--out-channels", args.out_channels
+    return "--input-shape", args.input_shape
 
 
 # -- output ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The ``linop`` command line.
 
 ``linop matrix`` builds, prints, exports or draws the matrix of a
-convolution; ``linop check`` runs `linop.testing.check_operator` on one;
-``linop demo`` reproduces the blog post that started the project.
+convolution; ``linop check`` runs `linop.testing.check_operator` on one, or
+(``--operator``) on an Upsample, AvgPool, Pad, PixelShuffle/Unshuffle or
+ConvFilter; ``linop demo`` reproduces the blog post that started the project.
 Argument syntax, operators and output live in `linop._cli_args`.
 """
 
@@ -88,32 +89,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check", formatter_class=_Formatter,
-        help="run linop.testing.check_operator on a convolution",
+        help="run linop.testing.check_operator on a convolution or another operator",
         description="Run linop.testing.check_operator (dot test, linearity, matmat, "
-        ".T/.H, tocsr) on the convolution the arguments describe and print the report. "
-        "Without --kernel the weights are random, of the shape PyTorch's nn.ConvNd("
-        "C_in, --out-channels, --kernel-size) (or nn.ConvTransposeNd) would have.",
-        epilog=ca.SYNTAX + "\nexamples:\n"
+        ".T/.H, tocsr) on the operator the arguments describe and print the report. "
+        "By default a convolution: without --kernel its weights are random, of the shape "
+        "PyTorch's nn.ConvNd(C_in, --out-channels, --kernel-size) (or nn.ConvTransposeNd) "
+        "would have. --operator checks an Upsample, AvgPool, Pad, PixelShuffle, "
+        "PixelUnshuffle or ConvFilter instead (see 'operator' below).",
+        epilog=ca.SYNTAX + ca.CHECK_SYNTAX + "\nexamples:\n"
         '  linop check --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
         "  linop check --input-shape 3,16,16 --out-channels 8 --kernel-size 3 --stride 2\n"
         "  linop check --input-shape 8,8 --kernel-size 3,2 --transpose --stride 2 "
-        "--output-padding 1\n\n" + _EXIT.format(one="a check failed"),
+        "--output-padding 1\n"
+        "  linop check --operator upsample --input-shape 3,8,8 --scale-factor 2 "
+        "--mode bicubic\n"
+        "  linop check --operator avg-pool --input-shape 3,9,9 --kernel-size 3 --stride 2 "
+        "--padding 1\n"
+        "  linop check --operator pad --input-shape 3,8,8 --pad=-1,2,3,3 --mode reflect\n"
+        "  linop check --operator pixel-shuffle --input-shape 8,5,5 --factor 2\n"
+        "  linop check --operator conv-filter --input-shape 3,16,16 --out-channels 4 "
+        "--padding 1\n\n" + _EXIT.format(one="a check failed"),
     )
     ca.add_geometry_arguments(check, kernel_required=False)
     rand = check.add_argument_group("random weights (without --kernel) and the checks")
     rand.add_argument("--kernel-size", metavar="K", type=ca.int_or_ints, default=None,
-                      help="kernel size, per spatial axis or for all (default 3)")
+                      help="kernel size, per spatial axis or for all (default 3; avg-pool: "
+                      "the window, required)")
     rand.add_argument("--out-channels", metavar="N", type=ca.int_value, default=None,
                       help="output channels; then --input-shape is C_in,*spatial (default: "
                       "a bare kernel, no channel axis)")
     rand.add_argument("--seed", metavar="N", type=ca.seed_value, default=None,
-                      help="seed of the random weights and test vectors, 0 to 2**62 (default: "
-                      "random, printed)")
+                      help="seed of the random weights (conv-filter: input) and test "
+                      "vectors, 0 to 2**62 (default: random, printed)")
     rand.add_argument("--method", metavar="METHOD", default="auto",
                       choices=METHOD_NAMES,
                       help="auto, toeplitz, im2col or fft: how the operator applies itself "
                       "(default auto)")
-    check.set_defaults(run=_cmd_check, parser=check)
+    ca.add_operator_arguments(check)
+    # None until given, so that options an operator does not take are refused
+    # (ca.check_options_apply); ca.resolve_conv_defaults fills in the defaults.
+    check.set_defaults(run=_cmd_check, parser=check, stride=None, padding=None,
+                       dilation=None, groups=None, method=None)
 
     demo = commands.add_parser(
         "demo", formatter_class=_Formatter,
@@ -170,6 +186,10 @@ def _report(progress, line: str) -> None:
 
 
 def _cmd_check(args) -> int:
+    ca.check_options_apply(args)
+    if args.operator != "conv":
+        return _check_other(args)
+    ca.resolve_conv_defaults(args)
     if args.kernel is not None:
         for flag, value in (("--kernel-size", args.kernel_size),
                             ("--out-channels", args.out_channels)):
@@ -191,6 +211,28 @@ def _cmd_check(args) -> int:
         progress.clear()
     print(f"operator: {ca.describe(op)}, method {op.method}, dtype {op.dtype}")
     print(f"weights: {origin}, shape {op.weight.shape}; random numbers: --seed {args.seed}")
+    print(report)
+    return 0 if report.passed else 1
+
+
+def _check_other(args) -> int:
+    """linop check --operator upsample, avg-pool, pad, pixel-(un)shuffle or conv-filter."""
+    if args.operator != "conv-filter":  # conv-filter's vectors are of its weight's size
+        ca.check_inputs_fit_memory(args.input_shape, args.dtype)
+    if args.seed is None:
+        args.seed = int(np.random.default_rng().integers(2**31))
+    input_seed, vector_seed = np.random.SeedSequence(args.seed).spawn(2)
+    from linop.testing import check_operator
+
+    with ca.Progress() as progress:
+        progress.phase("building the operator")
+        op, drawn = ca.build_check_operator(args, np.random.default_rng(input_seed))
+        ca.check_fits_memory(op, args.input_shape, *ca.growth_flag(args, op))
+        progress.phase(f"checking the {op.shape[0]} x {op.shape[1]} operator")
+        report = check_operator(op, rng=vector_seed, raise_error=False)
+        progress.clear()
+    print(f"operator: {ca.describe_operator(op)}")
+    print((f"{drawn}; " if drawn else "") + f"random numbers: --seed {args.seed}")
     print(report)
     return 0 if report.passed else 1
 

@@ -774,6 +774,449 @@ def test_check_of_a_huge_image_is_refused_at_once():
     assert time.monotonic() - start < 30
 
 
+# -- linop check --operator: the other operators ---------------------------------------------
+# (operator, options, what the first line of the output starts with)
+OTHER_OPERATORS = [
+    ("upsample", ["--input-shape", "3,5,4", "--scale-factor", 2, "--mode", "bicubic"],
+     ("operator: Upsample (3, 5, 4) -> (3, 10, 8), mode='bicubic', scale_factor=(2.0, 2.0), "
+     "align_corners=False, dtype=float64")),
+    ("upsample", ["--input-shape", "2,6", "--size", 9, "--mode", "linear", "--align-corners",
+                  "--dtype", "complex128"],
+     ("operator: Upsample (2, 6) -> (2, 9), mode='linear', size=(9,), align_corners=True, "
+     "dtype=complex128")),
+    ("upsample", ["--input-shape", "1,4,6,5", "--scale-factor", "0.5,1.5,1", "--mode", "area"],
+     "operator: Upsample (1, 4, 6, 5) -> (1, 2, 9, 5), mode='area'"),
+    ("avg-pool", ["--input-shape", "3,9,8", "--kernel-size", 3, "--stride", 2, "--padding", 1,
+                  "--ceil-mode", "--no-count-include-pad"],
+     ("operator: AvgPool2d (3, 9, 8) -> (3, 5, 5), kernel_size=(3, 3), stride=(2, 2), "
+     "padding=(1, 1), ceil_mode=True, count_include_pad=False, dtype=float64")),
+    ("avg-pool", ["--input-shape", "7,6", "--kernel-size", "2,3", "--divisor-override", -2,
+                  "--dtype", "float32"],
+     ("operator: AvgPool2d (7, 6) -> (3, 2), kernel_size=(2, 3), stride=(2, 3), padding=(0, 0), "
+     "divisor_override=-2, dtype=float32")),
+    ("avg-pool", ["--input-shape", "2,10", "--kernel-size", 4, "--stride", 3],
+     "operator: AvgPool1d (2, 10) -> (2, 3), kernel_size=(4,)"),
+    ("avg-pool", ["--input-shape", "1,4,4,4", "--kernel-size", 2],
+     "operator: AvgPool3d (1, 4, 4, 4) -> (1, 2, 2, 2)"),
+    ("pad", ["--input-shape", "3,6,5", "--pad=-1,2,3,0", "--mode", "reflect"],
+     "operator: Pad (3, 6, 5) -> (3, 9, 6), pad=(-1, 2, 3, 0), mode='reflect', dtype=float64"),
+    ("pad", ["--input-shape", "7", "--pad", "2,3"],
+     "operator: Pad (7,) -> (12,), pad=(2, 3), mode='constant', dtype=float64"),
+    ("pad", ["--input-shape", "2,5,5", "--pad", "1,1,1,1", "--mode", "circular", "--dtype",
+             "complex64"],
+     "operator: Pad (2, 5, 5) -> (2, 7, 7), pad=(1, 1, 1, 1), mode='circular', dtype=complex64"),
+    ("pixel-shuffle", ["--input-shape", "8,3,5", "--factor", 2],
+     "operator: PixelShuffle (8, 3, 5) -> (2, 6, 10), upscale_factor=2, dtype=float64"),
+    ("pixel-unshuffle", ["--input-shape", "2,1,6,9", "--factor", 3],
+     ("operator: PixelUnshuffle (2, 1, 6, 9) -> (2, 9, 2, 3), downscale_factor=3, "
+     "dtype=float64")),
+    ("conv-filter", ["--input-shape", "4,9,8", "--out-channels", 6, "--groups", 2,
+                     "--stride", 2, "--padding", 1, "--padding-mode", "reflect"],
+     ("operator: ConvFilter2d weight_shape (6, 2, 3, 3) -> output_shape (6, 5, 4), x shape "
+     "(4, 9, 8), stride (2, 2), padding ((1, 1), (1, 1)), dilation (1, 1), groups 2, "
+     "padding_mode reflect, dtype float64")),
+    ("conv-filter", ["--input-shape", 12, "--kernel-size", 4, "--dilation", 2, "--padding",
+                     "same", "--dtype", "complex64"],
+     "operator: ConvFilter1d weight_shape (4,) -> output_shape (12,)"),
+]
+
+
+@pytest.mark.parametrize("operator, options, first_line", OTHER_OPERATORS,
+                         ids=[f"{o}-{i}" for i, (o, _, _) in enumerate(OTHER_OPERATORS)])
+def test_check_other_operators_pass(capsys, operator, options, first_line):
+    argv = ["check", "--operator", operator, *options, "--seed", 3]
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, ""), out
+    lines = out.splitlines()
+    assert lines[0].startswith(first_line), lines[0]
+    drawn = "x: random standard normal, shape " if operator == "conv-filter" else ""
+    assert lines[1].startswith(drawn) and lines[1].endswith("random numbers: --seed 3")
+    assert "check_operator: all 10 checks passed" in out and "[FAIL]" not in out
+    assert run(capsys, *argv) == (0, out, "")  # the same seed, the same run
+
+
+def test_check_other_operators_are_the_python_ones(capsys):
+    """What the CLI checks is what the Python API builds (the report names its repr)."""
+    cases = [
+        (["--operator", "upsample", "--input-shape", "2,4,4", "--size", "6,3", "--mode",
+          "bilinear"], linop.Upsample((2, 4, 4), size=(6, 3), mode="bilinear")),
+        (["--operator", "avg-pool", "--input-shape", "3,8,8", "--kernel-size", 2],
+         linop.AvgPool2d((3, 8, 8), 2)),
+        (["--operator", "pad", "--input-shape", "4,4", "--pad", "1,0"],
+         linop.Pad((4, 4), (1, 0))),
+        (["--operator", "pixel-unshuffle", "--input-shape", "1,4,4", "--factor", 2],
+         linop.PixelUnshuffle((1, 4, 4), 2)),
+    ]
+    for argv, op in cases:
+        code, out, _ = run(capsys, "check", *argv, "--seed", 0)
+        assert code == 0
+        assert f"checks passed for {op!r}\n" in out
+
+
+def test_check_conv_filter_draws_x_from_the_seed(capsys, monkeypatch):
+    """conv-filter's x: standard normal from the first of the seed's two streams."""
+    built = []
+    real = linop.conv_filter._ConvFilterNd.__init__
+
+    def record(self, x, *args, **kwargs):
+        built.append(np.array(x))
+        real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(linop.conv_filter._ConvFilterNd, "__init__", record)
+    code, out, _ = run(capsys, "check", "--operator", "conv-filter", "--input-shape", "2,5,5",
+                       "--out-channels", 3, "--seed", 11)
+    assert code == 0 and "weight_shape (3, 2, 3, 3)" in out
+    (x,) = built
+    first = np.random.SeedSequence(11).spawn(2)[0]
+    np.testing.assert_array_equal(x, np.random.default_rng(first).standard_normal((2, 5, 5)))
+
+
+def test_check_operator_conv_is_the_default(capsys):
+    argv = ["check", "--input-shape", "3,6,6", "--out-channels", 2, "--seed", 4]
+    assert run(capsys, *argv) == run(capsys, *argv, "--operator", "conv")
+    code, out, _ = run(capsys, *argv, "--operator", "conv", "--transpose", "--stride", 2)
+    assert code == 0 and out.startswith("operator: ConvTranspose2d")
+
+
+# the class whose adjoint is broken, and options that build one of its operators
+BROKEN = [
+    (lambda: linop.upsample.Upsample, ["--operator", "upsample", "--input-shape", "2,4,4",
+                                       "--scale-factor", 2, "--mode", "bilinear"]),
+    (lambda: linop.pool._AvgPoolNd, ["--operator", "avg-pool", "--input-shape", "2,6,6",
+                                     "--kernel-size", 2]),
+    (lambda: linop.pad.Pad, ["--operator", "pad", "--input-shape", "2,5,5", "--pad", "1,2",
+                             "--mode", "replicate"]),
+    (lambda: linop.shuffle._PixelPermutation, ["--operator", "pixel-shuffle", "--input-shape",
+                                               "4,3,3", "--factor", 2]),
+    (lambda: linop.shuffle._PixelPermutation, ["--operator", "pixel-unshuffle",
+                                               "--input-shape", "1,4,6", "--factor", 2]),
+    (lambda: linop.conv_filter._ConvFilterNd, ["--operator", "conv-filter", "--input-shape",
+                                               "2,7,7", "--out-channels", 2]),
+]
+
+
+@pytest.mark.parametrize("cls, options", BROKEN, ids=[o[1] for _, o in BROKEN])
+def test_check_other_operators_failure_is_exit_status_1(capsys, monkeypatch, cls, options):
+    """An operator with a wrong adjoint: exit status 1 and the report says which check failed."""
+    cls = cls()
+    real = cls._apply_adjoint_cols
+    monkeypatch.setattr(cls, "_apply_adjoint_cols", lambda self, y: 2 * real(self, y))
+    code, out, err = run(capsys, "check", *options, "--seed", 0)
+    assert (code, err) == (1, "")
+    assert out.startswith("operator: ")
+    assert "[FAIL] dottest" in out and "FAILED:" in out
+
+
+BAD_OTHER = [
+    # (options after "check --operator", flag named)
+    (["upsample", "--input-shape", "3,8,8"], "--size"),  # neither --size nor --scale-factor
+    (["upsample", "--input-shape", "3,8,8", "--size", 4, "--scale-factor", 2], "--scale-factor"),
+    (["upsample", "--input-shape", "3,8,8", "--size", 0], "--size"),
+    (["upsample", "--input-shape", "3,8,8", "--size", "4,4,4"], "--size"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", 0], "--scale-factor"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", "nan"], "--scale-factor"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", "two"], "--scale-factor"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", 0.1], "--scale-factor"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", 2, "--mode", "cubic"], "--mode"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", 2, "--mode", "linear"], "--mode"),
+    (["upsample", "--input-shape", "3,8,8", "--scale-factor", 2, "--align-corners"],
+     "--align-corners"),
+    (["upsample", "--input-shape", "8", "--scale-factor", 2], "--input-shape"),
+    (["avg-pool", "--input-shape", "3,8,8"], "--kernel-size"),  # required
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 0], "--kernel-size"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 9], "--kernel-size"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", "2,2,2,2"], "--kernel-size"),
+    (["avg-pool", "--input-shape", "8", "--kernel-size", 2], "--input-shape"),
+    (["avg-pool", "--input-shape", "1,2,3,4,5", "--kernel-size", 2], "--input-shape"),
+    (["avg-pool", "--input-shape", "8,8", "--kernel-size", "2,2,2"], "--input-shape"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 2, "--stride", 0], "--stride"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 2, "--padding", 2], "--padding"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 3, "--padding", "same"],
+     "--padding"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 2, "--divisor-override", 0],
+     "--divisor-override"),
+    (["avg-pool", "--input-shape", "3,8,8", "--kernel-size", 2, "--divisor-override", "x"],
+     "--divisor-override"),
+    (["pad", "--input-shape", "3,8,8"], "--pad"),  # required
+    (["pad", "--input-shape", "3,8,8", "--pad", 1], "--pad"),
+    (["pad", "--input-shape", "3,8,8", "--pad", "1,1,1,1,1,1,1,1"], "--pad"),
+    (["pad", "--input-shape", "3,8,8", "--pad", "1.5,1"], "--pad"),
+    (["pad", "--input-shape", "3,8,8", "--pad", "8,0", "--mode", "reflect"], "--pad"),
+    (["pad", "--input-shape", "3,8,8", "--pad=-9,0"], "--pad"),
+    (["pad", "--input-shape", "3,8,8", "--pad", "1,1", "--mode", "zeros"], "--mode"),
+    (["pixel-shuffle", "--input-shape", "4,3,3"], "--factor"),  # required
+    (["pixel-shuffle", "--input-shape", "3,3,3", "--factor", 2], "--factor"),
+    (["pixel-shuffle", "--input-shape", "4,3,3", "--factor", 0], "--factor"),
+    (["pixel-shuffle", "--input-shape", "4,3,3", "--factor", "2.0"], "--factor"),
+    (["pixel-shuffle", "--input-shape", "4,4", "--factor", 2], "--input-shape"),
+    (["pixel-unshuffle", "--input-shape", "1,5,4", "--factor", 2], "--factor"),
+    (["conv-filter", "--input-shape", "2,2"], "--input-shape"),  # the kernel does not fit
+    (["conv-filter", "--input-shape", "1,2,3,4,5"], "--input-shape"),
+    (["conv-filter", "--input-shape", "8,8", "--kernel-size", "3,3,3"], "--kernel-size"),
+    (["conv-filter", "--input-shape", "3,8,8", "--out-channels", 4, "--groups", 2], "--groups"),
+    (["conv-filter", "--input-shape", "3,8,8", "--out-channels", 0], "--out-channels"),
+    (["conv-filter", "--input-shape", "8,8", "--stride", 0], "--stride"),
+    (["conv-filter", "--input-shape", "8,8", "--padding", "same", "--stride", 2], "--padding"),
+    (["conv-filter", "--input-shape", "4,4", "--padding", 4, "--padding-mode", "reflect"],
+     "--padding-mode"),
+    (["deconv", "--input-shape", "8,8"], "--operator"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", BAD_OTHER, ids=[" ".join(map(str, a)) for a, _ in BAD_OTHER])
+def test_bad_check_arguments_of_other_operators(capsys, monkeypatch, argv, flag):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("check_operator ran")
+
+    monkeypatch.setattr(linop.testing, "check_operator", must_not_run)
+    code, out, err = run(capsys, "check", "--operator", *argv)
+    assert_usage_error(code, out, err, "linop check", f"argument {flag}: ")
+
+
+# a valid value of every option that some operator does not take (None: a switch)
+OPTION_VALUES = {
+    "--kernel": BLOG, "--transpose": None, "--stride": 1, "--padding": 0, "--dilation": 1,
+    "--groups": 1, "--padding-mode": "zeros", "--output-padding": 0, "--kernel-size": 2,
+    "--out-channels": 1, "--method": "auto", "--size": 4, "--scale-factor": 2,
+    "--mode": "nearest", "--align-corners": None, "--no-align-corners": None, "--pad": "1,1",
+    "--factor": 2, "--ceil-mode": None, "--count-include-pad": None,
+    "--no-count-include-pad": None, "--divisor-override": 2,
+}
+# a valid call of every operator
+VALID = {
+    "conv": ["--input-shape", "6,6"],
+    "upsample": ["--input-shape", "1,4,4", "--scale-factor", 2],
+    "avg-pool": ["--input-shape", "1,4,4", "--kernel-size", 2],
+    "pad": ["--input-shape", "4,4", "--pad", "1,1"],
+    "pixel-shuffle": ["--input-shape", "4,2,2", "--factor", 2],
+    "pixel-unshuffle": ["--input-shape", "1,4,4", "--factor", 2],
+    "conv-filter": ["--input-shape", "6,6"],
+}
+
+
+def _foreign_options():
+    for operator, takes in _cli_args.OPERATOR_OPTIONS.items():
+        own = {_cli_args._CHECK_FLAGS[d] for d in takes}
+        for option in OPTION_VALUES:
+            flag = option.replace("--no-", "--")
+            if flag not in own:
+                yield operator, option, flag
+
+
+FOREIGN = list(_foreign_options())
+
+
+@pytest.mark.parametrize("operator, option, flag", FOREIGN,
+                         ids=[f"{o} {f}" for o, f, _ in FOREIGN])
+def test_options_an_operator_does_not_take_are_refused(capsys, monkeypatch, operator, option,
+                                                       flag):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("check_operator ran")
+
+    monkeypatch.setattr(linop.testing, "check_operator", must_not_run)
+    value = OPTION_VALUES[option]
+    extra = [option] if value is None else [option, value]
+    code, out, err = run(capsys, "check", "--operator", operator, *VALID[operator], *extra)
+    assert_usage_error(code, out, err, "linop check",
+                       f"argument {flag}: does not apply to --operator {operator}, which takes ")
+
+
+def test_every_operator_takes_its_valid_call(capsys):
+    """The calls above pass, and every option is refused by some operator and taken by one."""
+    for operator, argv in VALID.items():
+        code, out, err = run(capsys, "check", "--operator", operator, *argv, "--seed", 0)
+        assert (code, err) == (0, ""), (operator, out)
+    taken = {d for takes in _cli_args.OPERATOR_OPTIONS.values() for d in takes}
+    assert taken == set(_cli_args._CHECK_FLAGS)
+    assert {f for _, _, f in FOREIGN} == set(_cli_args._CHECK_FLAGS.values())
+
+
+def test_refusals_point_to_the_option_of_that_meaning(capsys):
+    code, out, err = run(capsys, "check", "--operator", "pad", "--input-shape", "4,4", "--pad",
+                         "1,1", "--padding-mode", "reflect")
+    assert_usage_error(code, out, err, "linop check", "argument --padding-mode: ")
+    assert err.rstrip().endswith("use --mode")
+    code, out, err = run(capsys, "check", "--input-shape", "6,6", "--mode", "reflect")
+    assert_usage_error(code, out, err, "linop check", "does not apply to --operator conv")
+    assert err.rstrip().endswith("use --padding-mode")
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--operator", "upsample", "--input-shape", "1,8", "--size", HUGE], "--size"),
+        (["--operator", "upsample", "--input-shape", "1,8", "--scale-factor", HUGE],
+         "--scale-factor"),
+        (["--operator", "upsample", "--input-shape", "1,8", "--scale-factor", "1e400"],
+         "--scale-factor"),
+        (["--operator", "pad", "--input-shape", "8", "--pad", f"0,{HUGE}"], "--pad"),
+        (["--operator", "pixel-shuffle", "--input-shape", "4,2,2", "--factor", HUGE], "--factor"),
+        (["--operator", "avg-pool", "--input-shape", "1,8", "--kernel-size", 2,
+          "--divisor-override", HUGE], "--divisor-override"),
+        (["--operator", "avg-pool", "--input-shape", "1,8", "--kernel-size", 2,
+          "--divisor-override", f"-{HUGE}"], "--divisor-override"),
+    ],
+)
+def test_huge_numbers_of_the_new_options_are_refused(capsys, argv, flag):
+    code, out, err = run(capsys, "check", *argv)
+    assert_usage_error(code, out, err, "linop check", f"argument {flag}: ")
+    assert "out of range" in err
+
+
+@pytest.mark.parametrize("flag", ["--size", "--scale-factor", "--pad", "--factor",
+                                  "--divisor-override"])
+def test_new_options_with_thousands_of_digits_are_refused_while_parsing(capsys, flag):
+    code, out, err = run(capsys, "check", "--input-shape", "8,8", flag, MANY_DIGITS)
+    assert_usage_error(code, out, err, "linop check", f"argument {flag}: ")
+    assert "out of range" in err and "(5000 characters)" in err
+    assert len(err) < 200
+
+
+@pytest.mark.parametrize(
+    "argv, flag, message",
+    [
+        # the random vectors alone would not fit: refused before the operator is built
+        (["--operator", "avg-pool", "--input-shape", "3,100000,100000", "--kernel-size", 2],
+         "--input-shape", "(3, 100000, 100000) has 30000000000 entries: checking an operator"),
+        (["--operator", "pixel-shuffle", "--input-shape", "4,100000,100000", "--factor", 2],
+         "--input-shape", "(4, 100000, 100000) has 40000000000 entries"),
+        # the operator is built (cheaply), then refused by its estimate
+        (["--operator", "upsample", "--input-shape", "1,64,64", "--scale-factor", 100],
+         "--scale-factor", "100.0 gives a 40960000 x 4096 operator: checking it needs about"),
+        (["--operator", "upsample", "--input-shape", "1,64,64", "--size", 6400],
+         "--size", "6400 gives a 40960000 x 4096 operator"),
+        (["--operator", "pad", "--input-shape", "64,64", "--pad", "0,100000"],
+         "--pad", "(0, 100000) gives a 6404096 x 4096 operator"),
+        (["--operator", "pad", "--input-shape", "400,400", "--pad=-1,-1"],
+         "--input-shape", "(400, 400) gives a 159200 x 160000 operator"),
+        (["--operator", "avg-pool", "--input-shape", "400,400", "--kernel-size", "3,3",
+          "--stride", 1, "--padding", 1],
+         "--input-shape", "(400, 400) gives a 160000 x 160000 operator"),
+        # conv-filter: x is checked before it is drawn
+        (["--operator", "conv-filter", "--input-shape", "3,3000,3000", "--out-channels", 4],
+         "--input-shape", "the random input x would have shape (3, 3000, 3000)"),
+        (["--operator", "conv-filter", "--input-shape", "4,300,300", "--out-channels", 4],
+         "--input-shape", "(4, 300, 300) gives a 355216 x 144 operator"),
+        # conv-filter: its input, the weight, is sized first, naming what makes it large
+        (["--operator", "conv-filter", "--input-shape", "1,8,8", "--out-channels", 10**9],
+         "--out-channels", ("the operator's input, a weight of shape (1000000000, 1, 3, 3), "
+         "has 9000000000 entries")),
+        (["--operator", "conv-filter", "--input-shape", "2000,2000", "--kernel-size", 1500],
+         "--kernel-size", "the operator's input, a weight of shape (1500, 1500)"),
+        # more output channels than input ones: they make the operator large
+        (["--operator", "conv-filter", "--input-shape", "1,30,30", "--out-channels", 10**5,
+          "--kernel-size", 1], "--out-channels", "100000 gives a 90000000 x 100000 operator"),
+    ],
+)
+def test_other_operators_too_large_are_refused_before_any_work(capsys, monkeypatch,
+                                                               random_draws, argv, flag,
+                                                               message):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("check_operator ran")
+
+    monkeypatch.setattr(linop.testing, "check_operator", must_not_run)
+    with linop.memory_limit(64 * 2**20):
+        code, out, err = run(capsys, "check", *argv)
+    assert_usage_error(code, out, err, "linop check", f"argument {flag}: {message}")
+    assert "more than the memory limit of 64 MiB" in err
+    if "random input x" in message or "operator's input" in message:
+        assert random_draws == []
+
+
+def test_upsample_tables_beyond_the_limit_name_the_option(capsys):
+    with linop.memory_limit(2**20):
+        code, out, err = run(capsys, "check", "--operator", "upsample", "--input-shape", "1,8",
+                             "--size", 10**7)
+    assert_usage_error(code, out, err, "linop check", "argument --size: ")
+    assert "interpolation tables" in err
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: linop.Upsample((3, 48, 48), scale_factor=2, mode="bicubic"),
+        lambda rng: linop.Upsample((1, 20000), scale_factor=3.5, mode="linear",
+                                   dtype=np.complex128),
+        lambda rng: linop.Upsample((2, 12, 12, 12), scale_factor=2, mode="trilinear"),
+        lambda rng: linop.AvgPool2d((3, 96, 96), 3, stride=1, padding=1),
+        lambda rng: linop.AvgPool3d((2, 20, 20, 20), 3, stride=2, padding=1, ceil_mode=True,
+                                    dtype=np.complex64),
+        lambda rng: linop.Pad((3, 96, 96), (5, 5, 3, 3), "reflect"),
+        lambda rng: linop.Pad((3, 20, 20), (-2, 5, 3, -3)),  # dense comparison
+        lambda rng: linop.PixelShuffle((16, 48, 48), 2),
+        lambda rng: linop.PixelUnshuffle((2, 4, 40, 40), 4, dtype=np.complex128),
+        lambda rng: linop.ConvFilter2d(rng.standard_normal((3, 48, 48)), (8, 3, 3, 3),
+                                       padding=1),
+        lambda rng: linop.ConvFilter1d(rng.standard_normal(30000), (7,), padding=3,
+                                       padding_mode="circular"),
+        lambda rng: linop.ConvFilter2d(rng.standard_normal((10, 10)), (3, 3)),
+    ],
+)
+def test_check_memory_estimate_bounds_the_peak_of_other_operators(make):
+    """What check_operator allocates (traced by tracemalloc) is at most the CLI's estimate."""
+    op = make(np.random.default_rng(0))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        report = linop.testing.check_operator(op, rng=0, raise_error=False)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert report.passed, report
+    estimate = _cli_args.check_operator_nbytes(op)
+    assert peak <= estimate <= 6 * peak
+    assert _cli_args.explicit_nnz(op) >= op.tocsr().nnz
+
+
+@pytest.mark.parametrize(
+    "make, parameter, flag",
+    [
+        (lambda: linop.Upsample((1, 4), size=0), "size", "--size"),
+        (lambda: linop.Upsample((1, 4), scale_factor=-1.0), "scale_factor", "--scale-factor"),
+        (lambda: linop.Upsample((1, 4), size=2, mode="bicubic"), "mode", "--mode"),
+        (lambda: linop.Upsample((1, 4), size=2, align_corners=True), "align_corners",
+         "--align-corners"),
+        (lambda: linop.AvgPool1d((1, 4), 0), "kernel_size", "--kernel-size"),
+        (lambda: linop.AvgPool1d((1, 4), 2, divisor_override=0), "divisor_override",
+         "--divisor-override"),
+        (lambda: linop.AvgPool1d((1, 4), 2, ceil_mode=1), "ceil_mode", "--ceil-mode"),
+        (lambda: linop.AvgPool1d((1, 4), 2, count_include_pad=1), "count_include_pad",
+         "--count-include-pad"),
+        (lambda: linop.Pad((4,), (1,)), "pad", "--pad"),
+        (lambda: linop.PixelShuffle((3, 2, 2), 2), "upscale_factor", "--factor"),
+        (lambda: linop.PixelUnshuffle((1, 3, 2), 2), "downscale_factor", "--factor"),
+        (lambda: linop.ConvFilter2d(np.ones((2, 2)), (3, 3)), "weight_shape", "--kernel-size"),
+        (lambda: linop.ConvFilter2d(np.ones((2, 2, 2, 2)), (3, 3)), "x", "--input-shape"),
+        (lambda: linop.Pad((4,), (1, 1), dtype=np.int8), "dtype", "--dtype"),
+    ],
+)
+def test_flag_for_every_parameter_of_the_other_operators(make, parameter, flag):
+    """The ParameterErrors of the other operators carry these names, which map to flags."""
+    with pytest.raises(linop.ParameterError) as info:
+        make()
+    assert info.value.parameter == parameter
+    assert _cli_args.flag_for_parameter(parameter) == flag
+
+
+def test_check_help_documents_the_operators(capsys):
+    code, out, _ = run(capsys, "check", "--help")
+    assert code == 0
+    for text in ("--operator", "upsample", "avg-pool", "pixel-shuffle", "pixel-unshuffle",
+                 "conv-filter", "--scale-factor", "--size", "--mode", "--align-corners",
+                 "--pad", "--factor", "--ceil-mode", "--no-count-include-pad",
+                 "--divisor-override", "--pad=-1,1", "linop check --operator pad"):
+        assert text in out, text
+
+
+def test_python_m_linop_checks_an_upsample():
+    proc = _run_process([sys.executable, "-m", "linop", "check", "--operator", "upsample",
+                         "--input-shape", "2,5,5", "--scale-factor", "1.5", "--mode",
+                         "bilinear", "--seed", "0"])
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith("operator: Upsample (2, 5, 5) -> (2, 7, 7), mode='bilinear'")
+    assert "all 10 checks passed" in proc.stdout
+
+
 # -- files: never overwritten unasked, never half-written ------------------------------------
 def test_output_is_not_overwritten_without_force(capsys, tmp_path):
     path = tmp_path / "A.mtx"
