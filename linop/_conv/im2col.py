@@ -99,10 +99,20 @@ class Im2colMethod(ConvMethod):
         unit = self.geometry.n_taps * self.c_in * itemsize
         return tiles(sizes, k, unit, PATCH_BUFFER_BYTES)
 
+    @property
+    def _pointwise(self) -> bool:
+        """A 1x1 convolution without stride or padding: the patches are the input itself."""
+        g = self.geometry
+        return g.n_taps == 1 and g.input_size == g.output_size and g.padded_size == g.input_size
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x`` for columns ``(C_in*n_in, k)`` -> ``(C_out*n_out, k)``."""
         g_ = self.geometry
         k = x.shape[-1]
+        if self._pointwise:
+            with np.errstate(invalid="ignore", over="ignore"):
+                out = np.matmul(self._w, x.reshape(self.groups, self.cin_g, -1))
+            return out.reshape(-1, k)
         dtype = np.result_type(x.dtype, self.weight.dtype)
         xpad = pad(self._layout(x, self.c_in, g_.input_size), g_.padding, g_.padding_mode)
         out = np.empty((self.c_out,) + g_.output_size + (k,), dtype=dtype)
@@ -128,6 +138,11 @@ class Im2colMethod(ConvMethod):
         """``A^T y`` for columns ``(C_out*n_out, k)`` -> ``(C_in*n_in, k)``."""
         g_ = self.geometry
         k = y.shape[-1]
+        if self._pointwise:
+            with np.errstate(invalid="ignore", over="ignore"):
+                x = np.matmul(self._w.transpose(0, 2, 1),
+                              y.reshape(self.groups, self.c_out // self.groups, -1))
+            return x.reshape(-1, k)
         dtype = np.result_type(y.dtype, self.weight.dtype)
         y_grid = self._layout(y, self.c_out, g_.output_size)
         flat_y = y.reshape(self.groups, self.c_out // self.groups, -1)
