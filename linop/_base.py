@@ -462,7 +462,7 @@ def _require_matrices(ops, what: str) -> None:
 
 
 class ProductOperator(ShapedLinearOperator):
-    """The product ``A_1 @ A_2 @ ... @ A_n`` of shaped operators.
+    """The product of shaped operators, ``A_1 @ A_2 @ A_3``, a shaped operator itself.
 
     Built by ``@`` (or ``*``, or ``.dot``) between linop operators; applies
     the factors from the last to the first. The sizes must chain:
@@ -572,7 +572,7 @@ def _product_nnz(a: sp.csr_array, b: sp.csr_array) -> int:
 
 
 class SumOperator(ShapedLinearOperator):
-    """The linear combination ``c_1 A_1 + ... + c_n A_n`` of shaped operators.
+    """A linear combination of shaped operators, ``c_1 A_1 + c_2 A_2``, a shaped operator.
 
     Built by ``+``, ``-``, unary ``-``, and multiplication or division by a
     scalar. The terms must have the same shape (as matrices); the operator

@@ -1092,6 +1092,14 @@ def write_matrix(path: str, matrix, comment: str, *, force: bool = False) -> Non
     import scipy.sparse
 
     if output_format(path) == ".mtx":
+        # mmwrite imports its compiled core lazily; a signal arriving during
+        # that import (the handlers of atomic_write are installed by then)
+        # would break the import instead of interrupting the write
+        try:
+            from scipy.io._fast_matrix_market import _fmm_core  # noqa: F401
+        except ImportError:  # pragma: no cover - another SciPy layout
+            pass
+
         def write(temporary):
             scipy.io.mmwrite(temporary, matrix, comment=comment, symmetry="general")
     else:
