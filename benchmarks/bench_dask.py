@@ -51,7 +51,7 @@ class PeakSampler:
             try:
                 for worker, rss in self.client.run(_rss).items():
                     self.peak[worker] = max(self.peak.get(worker, 0), rss)
-            except Exception:  # a worker restarting: keep sampling the others
+            except Exception:  # noqa: BLE001 - a worker restarting: keep sampling the others
                 pass
             self._stop.wait(self.interval)
 

@@ -1,7 +1,9 @@
 """The benchmark cases: what is measured, with which inputs, against which peers.
 
 A case is one operator (a convolution, a transposed convolution, an
-up-sampling, or an explicit matrix) and the operations timed on it:
+up-sampling, an average pooling, a convolution as a function of its kernel
+(``ConvFilter``), a product of operators, or an explicit matrix) and the
+operations timed on it:
 
 ``matvec`` / ``rmatvec``
     The warm application and its adjoint, linop against every peer.
@@ -12,30 +14,34 @@ up-sampling, or an explicit matrix) and the operations timed on it:
     Building the explicit CSR matrix, linop against the peers that build it.
 
 Goals (issue 6) attach a threshold to a ratio measured in a case; see
-``GOALS``. Scaling runs and the memory/smoke runs are described here too but
-driven by ``run.py`` and ``memory.py``.
+``GOALS``. The application-plan cases of issue 15 (``AP1``-``AP6``, see
+`PLAN_GOALS`) carry several goals each (steady ratios, first result, peak
+memory, agreement), judged by ``run.py``. Scaling runs and the memory/smoke
+runs are described here too but driven by ``run.py`` and ``memory.py``.
+
+Per-axis values, padding pairs and index sizes come from linop itself
+(``linop._validation.per_axis``/``padding_pairs``/``index_dtype``,
+``linop._memory.csr_nbytes``), so the benchmarks size things as linop does.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 import linop
-
 from benchmarks import peers
+from linop._memory import csr_nbytes
+from linop._validation import padding_pairs, per_axis, per_axis_real
 
-__all__ = ["ConvSpec", "UpsampleSpec", "Case", "Goal", "GOALS", "build_cases",
-           "scaling_cases", "conv_nnz", "explicit_nbytes"]
+__all__ = ["ConvSpec", "UpsampleSpec", "PoolSpec", "FilterSpec", "ProductSpec", "Case", "Goal",
+           "GOALS", "PLAN_GOALS", "build_cases", "scaling_cases", "conv_nnz", "csr_nbytes",
+           "plan_memory_limit"]
 
 
 # -- specifications -------------------------------------------------------------------
-
-def _per_axis(v, nd):
-    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * nd
-
 
 @dataclass
 class ConvSpec:
@@ -61,23 +67,15 @@ class ConvSpec:
     def __post_init__(self):
         nd = self.weight.ndim - 2
         self.ndim = nd
-        self.stride = _per_axis(self.stride or 1, nd)
-        self.dilation = _per_axis(self.dilation or 1, nd)
+        self.stride = per_axis(self.stride or 1, nd, "stride", minimum=1)
+        self.dilation = per_axis(self.dilation or 1, nd, "dilation", minimum=1)
         self.input_shape = tuple(self.input_shape)
         self.spatial_in = self.input_shape[1:]
         self.kernel_size = self.weight.shape[2:]
         self.effective_kernel = tuple(d * (k - 1) + 1 for k, d in
                                       zip(self.kernel_size, self.dilation))
-        p = self.padding_arg
-        if p == "same":
-            pairs = tuple(((k - 1) // 2, (k - 1) - (k - 1) // 2) for k in self.effective_kernel)
-        elif p == "valid":
-            pairs = ((0, 0),) * nd
-        elif isinstance(p, (int, np.integer)):
-            pairs = ((int(p), int(p)),) * nd
-        else:
-            pairs = tuple((v, v) if isinstance(v, (int, np.integer)) else tuple(v) for v in p)
-        self.padding = pairs
+        self.padding = pairs = padding_pairs(self.padding_arg, self.kernel_size, self.dilation,
+                                             self.stride)
         self.unstrided_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in
                                    zip(self.spatial_in, pairs, self.effective_kernel))
         self.spatial_out = tuple((u - 1) // s + 1 for u, s in
@@ -119,7 +117,7 @@ class ConvSpec:
                    method=self.method)
 
     def describe(self):
-        c_out, cin_g = self.weight.shape[:2]
+        c_out = self.weight.shape[0]
         ch = "1ch" if c_out == 1 and self.input_shape[0] == 1 else \
             f"{self.input_shape[0]}->{c_out}ch"
         parts = [ch, "x".join(map(str, self.spatial_in)), "k" + "x".join(map(str,
@@ -151,12 +149,6 @@ def conv_nnz(spec: ConvSpec) -> int:
     return per_axis * c_out * cin_g
 
 
-def explicit_nbytes(nnz: int, n_rows: int, dtype) -> int:
-    """Bytes of CSR data + indices + indptr (int32 where it fits)."""
-    idx = 4 if max(nnz, n_rows) <= np.iinfo(np.int32).max else 8
-    return nnz * (np.dtype(dtype).itemsize + idx) + (n_rows + 1) * idx
-
-
 @dataclass
 class UpsampleSpec:
     input_shape: tuple
@@ -171,12 +163,12 @@ class UpsampleSpec:
         self.ndim = nd
         self.dtype = np.dtype(self.dtype)
         if self.scale_factor is not None:
-            self.scale_tuple = _per_axis(self.scale_factor, nd)
-            sizes = tuple(int(math.floor(n * f)) for n, f in zip(self.input_shape[1:],
-                                                                  self.scale_tuple))
+            self.scale_tuple = per_axis_real(self.scale_factor, nd, "scale_factor")
+            sizes = tuple(math.floor(n * f) for n, f in zip(self.input_shape[1:],
+                                                            self.scale_tuple))
         else:
             self.scale_tuple = None
-            sizes = _per_axis(self.size, nd)
+            sizes = per_axis(self.size, nd, "size", minimum=1)
         self.output_shape = (self.input_shape[0],) + sizes
 
     def make(self):
@@ -187,6 +179,209 @@ class UpsampleSpec:
         scale = f"x{self.scale_factor}" if self.scale_factor is not None else f"->{self.size}"
         return (f"{self.input_shape[0]}ch {'x'.join(map(str, self.input_shape[1:]))} "
                 f"{self.mode} {scale} {self.dtype}")
+
+
+@dataclass
+class PoolSpec:
+    """``AvgPool{n}d(input_shape, kernel_size, ...)``; ``input_shape`` starts with C."""
+
+    input_shape: tuple
+    kernel_size: object
+    stride: object = None
+    padding: object = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: object = None
+    dtype: object = np.float32
+
+    def __post_init__(self):
+        self.input_shape = tuple(self.input_shape)
+        self.ndim = nd = len(self.input_shape) - 1
+        self.dtype = np.dtype(self.dtype)
+        self.kernel_tuple = per_axis(self.kernel_size, nd, "kernel_size", minimum=1)
+        self.stride_tuple = (self.kernel_tuple if self.stride is None
+                             else per_axis(self.stride, nd, "stride", minimum=1))
+        self.padding_tuple = per_axis(self.padding, nd, "padding", minimum=0)
+
+    @property
+    def output_shape(self):
+        from linop.pool import pool_output_size  # PyTorch's formula, as linop has it
+
+        return (self.input_shape[0],) + tuple(
+            pool_output_size(n, k, s, p, self.ceil_mode) for n, k, s, p in
+            zip(self.input_shape[1:], self.kernel_tuple, self.stride_tuple, self.padding_tuple))
+
+    def kwargs(self):
+        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
+                    count_include_pad=self.count_include_pad,
+                    divisor_override=self.divisor_override)
+
+    def make(self):
+        cls = getattr(linop, f"AvgPool{self.ndim}d")
+        return cls(self.input_shape, self.kernel_size, dtype=self.dtype, **self.kwargs())
+
+    def describe(self):
+        parts = [f"{self.input_shape[0]}ch", "x".join(map(str, self.input_shape[1:])),
+                 "k" + "x".join(map(str, self.kernel_tuple))]
+        if self.stride is not None:
+            parts.append(f"s{max(self.stride_tuple)}")
+        if any(self.padding_tuple):
+            parts.append(f"pad {max(self.padding_tuple)}")
+        parts.append(str(self.dtype))
+        return " ".join(parts)
+
+
+@dataclass
+class FilterSpec:
+    """``ConvFilter{n}d(x, weight_shape, ...)``: the operator ``w -> conv(x, w)``.
+
+    ``x`` always has its channel axis ``(C_in, *spatial)`` and ``weight_shape``
+    is always ``(C_out, C_in/groups, *k)``; ``bare`` says whether linop gets a
+    channel-free ``x`` and a bare kernel size. The operator's input is the
+    weight (``input_shape = weight_shape``), its output the convolution's.
+    """
+
+    x: np.ndarray
+    weight_shape: tuple
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    groups: int = 1
+    bare: bool = False
+
+    def __post_init__(self):
+        self.weight_shape = tuple(self.weight_shape)
+        self.ndim = nd = len(self.weight_shape) - 2
+        self.kernel_size = self.weight_shape[2:]
+        self.stride_tuple = per_axis(self.stride, nd, "stride", minimum=1)
+        self.dilation_tuple = per_axis(self.dilation, nd, "dilation", minimum=1)
+        self.padding_pairs = padding_pairs(self.padding, self.kernel_size, self.dilation_tuple,
+                                           self.stride_tuple)
+        spatial = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), d, k, s in
+                        zip(self.x.shape[1:], self.padding_pairs, self.dilation_tuple,
+                            self.kernel_size, self.stride_tuple))
+        self.input_shape = self.weight_shape
+        self.output_shape = (self.weight_shape[0],) + spatial
+
+    @property
+    def dtype(self):
+        return self.x.dtype
+
+    def torch_kwargs(self):
+        """stride, padding (symmetric), dilation, groups as PyTorch takes them."""
+        if any(lo != hi for lo, hi in self.padding_pairs):
+            raise ValueError("FilterSpec: the torch peers need symmetric padding")
+        return dict(stride=self.stride_tuple, padding=tuple(lo for lo, _ in self.padding_pairs),
+                    dilation=self.dilation_tuple, groups=self.groups)
+
+    def make(self):
+        cls = getattr(linop, f"ConvFilter{self.ndim}d")
+        kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                  groups=self.groups)
+        if self.bare:
+            return cls(self.x[0], self.kernel_size, **kw)
+        return cls(self.x, self.weight_shape, **kw)
+
+    def describe(self):
+        c_out, c_in = self.weight_shape[0], self.x.shape[0]
+        ch = "1ch" if c_out == c_in == 1 else f"{c_in}->{c_out}ch"
+        return (f"{ch} x {'x'.join(map(str, self.x.shape[1:]))} "
+                f"k{'x'.join(map(str, self.kernel_size))} pad {self.padding} {self.dtype}")
+
+
+@dataclass
+class ProductSpec:
+    """``Conv2d(w, conv_input_shape) @ Upsample(up_input_shape, ...)``, and its fused matrix.
+
+    linop's side of ``matvec``/``rmatvec`` is the *fused* application: the
+    product's matrix ``op.tocsr()`` (built once, outside the timing; its
+    transpose as a CSR matrix for ``rmatvec``), then SciPy's CSR product. The
+    peers are the factors applied in turn (``op.matvec``: what the operator
+    does), the fused matrix through linop's threaded CSR product, and PyTorch.
+    ``tocsr`` times building the product's matrix from fresh factors.
+    """
+
+    weight: np.ndarray
+    conv_input_shape: tuple
+    conv_padding: object
+    up_input_shape: tuple
+    scale_factor: object = 2
+    mode: str = "bilinear"
+    _fused: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.conv = ConvSpec(self.weight, self.conv_input_shape, padding_arg=self.conv_padding)
+        self.up = UpsampleSpec(self.up_input_shape, self.mode, scale_factor=self.scale_factor,
+                               dtype=self.weight.dtype)
+        self.input_shape = self.up.input_shape
+        self.output_shape = self.conv.output_shape
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def make_factors(self):
+        return self.conv.make_conv(), self.up.make()
+
+    def make(self):
+        conv, up = self.make_factors()
+        return conv @ up
+
+    def fused(self, op):
+        """(M, M^T as CSR) of ``op``, built once per operator."""
+        if self._fused.get("op") is not op:
+            m = op.tocsr()
+            self._fused.clear()
+            self._fused.update(op=op, m=m, mt=m.T.tocsr())
+        return self._fused["m"], self._fused["mt"]
+
+    def linop_impl(self, op_name, op, x, y):
+        xf, yf = x.ravel(), y.ravel()
+        if op_name == "matvec":
+            m, _ = self.fused(op)
+            return peers.Impl("fused: M = op.tocsr() once, M @ x (SciPy, 1 core)", "linop",
+                              lambda: m @ xf)
+        if op_name == "rmatvec":
+            _, mt = self.fused(op)
+            return peers.Impl("fused: M^T (CSR) once, M^T @ y (SciPy, 1 core)", "linop",
+                              lambda: mt @ yf)
+        if op_name == "tocsr":
+            return peers.Impl("linop: (Conv2d @ Upsample).tocsr()", "linop",
+                              lambda: self.make().tocsr(), lambda r: r)
+        return None
+
+    def peer_impls(self, op_name, op, x, y):
+        from linop._threads import csr_matmul  # linop's threaded CSR product (internal)
+
+        xf, yf = x.ravel(), y.ravel()
+        if op_name == "tocsr":
+            def by_hand():
+                conv, up = self.make_factors()
+                return conv.tocsr() @ up.tocsr()
+            return [peers.Impl("scipy: conv.tocsr() @ up.tocsr()", "scipy.sparse", by_hand,
+                               lambda r: r)]
+        if op_name == "matvec":
+            m, _ = self.fused(op)
+            impls = [peers.Impl("linop: op.matvec (Upsample, then Conv2d)", "linop-factors",
+                                lambda: op.matvec(xf)),
+                     peers.Impl("fused: csr_matmul(M, x) (linop's threaded product)",
+                                "linop-fused", lambda: csr_matmul(m, xf))]
+            return impls + peers.product_impls(self, "forward", x)
+        _, mt = self.fused(op)
+        impls = [peers.Impl("linop: op.rmatvec (Conv2d^T, then Upsample^T)", "linop-factors",
+                            lambda: op.rmatvec(yf)),
+                 peers.Impl("fused: csr_matmul(M^T, y) (linop's threaded product)",
+                            "linop-fused", lambda: csr_matmul(mt, yf))]
+        return impls + peers.product_impls(self, "adjoint", y)
+
+    def release(self):
+        """Drop the fused matrices (run.py calls this when the case is done)."""
+        self._fused.clear()
+
+    def describe(self):
+        return (f"Conv2d({'x'.join(map(str, self.weight.shape[2:]))}, {self.conv_input_shape}, "
+                f"padding={self.conv_padding}) @ Upsample({self.up_input_shape}, "
+                f"scale_factor={self.scale_factor}, {self.mode!r}) {self.dtype}")
 
 
 # -- cases ----------------------------------------------------------------------------
@@ -210,6 +405,20 @@ class Case:
     note: str = ""
     seed: int = 0
     joint: bool = False  # time all ops in one interleaved set
+    #: Caps on slow peers: name substring -> (``"skip"``, ``"once"`` or ``"check"``,
+    #: why). A skipped peer is not run; a ``"once"`` peer is timed by its agreement
+    #: call alone, outside the interleaved rounds; a ``"check"`` peer is only
+    #: compared with linop, not timed.
+    peer_caps: dict = field(default_factory=dict)
+    #: Peers whose agreement call takes longer than this (seconds) are timed once.
+    once_after: float | None = None
+    #: At most this many repeats (for cases whose calls take a large part of a second).
+    max_repeat: int | None = None
+    #: Issue 15: also measure the first result and the peak memory in fresh processes.
+    plan: bool = False
+    #: Add PyTorch applied to chunks of the output (`peers.torch_chunked_1d`): an
+    #: agreement check where one PyTorch call would need gigabytes.
+    torch_chunked: bool = False
 
     # -- inputs -------------------------------------------------------------------
     def shapes(self):
@@ -236,6 +445,11 @@ class Case:
 
     # -- implementations ------------------------------------------------------------
     def linop_impl(self, op_name: str, op, x, y) -> peers.Impl:
+        custom = getattr(self.spec, "linop_impl", None)
+        if custom is not None:
+            impl = custom(op_name, op, x, y)
+            if impl is not None:
+                return impl
         xf, yf = x.ravel(), y.ravel()
         label = f"linop ({getattr(op, 'method', type(op).__name__)})"
         if op_name == "matvec":
@@ -256,22 +470,46 @@ class Case:
                               lambda r: r)
         raise ValueError(op_name)
 
-    def peer_impls(self, op_name: str, x, y) -> list[peers.Impl]:
+    def peer_impls(self, op_name: str, x, y, op=None, families=None) -> list[peers.Impl]:
+        """The peers of one operation (before `skipped_peers`); ``op`` is linop's operator.
+
+        ``families`` limits the adapters that are run (a fresh-process
+        measurement sets up one peer family only).
+        """
         if op_name in ("build", "build_adjoint"):
             return []
-        if op_name == "tocsr":
+        direction = "forward" if op_name == "matvec" else "adjoint"
+        arr = x if op_name == "matvec" else y
+        if self.kind == "product":
+            impls = self.spec.peer_impls(op_name, op, x, y)
+        elif op_name == "tocsr":
             impls = peers.explicit_impls(self.spec)
         elif self.kind == "upsample":
-            direction = "forward" if op_name == "matvec" else "adjoint"
-            impls = peers.upsample_impls(self.spec, direction, x if op_name == "matvec" else y)
+            impls = peers.upsample_impls(self.spec, direction, arr)
+        elif self.kind == "avgpool":
+            impls = peers.avgpool_impls(self.spec, direction, arr)
+        elif self.kind == "convfilter":
+            impls = peers.convfilter_impls(self.spec, direction, arr)
         else:
             # A transposed convolution's matvec is the convolution's adjoint.
             forward = (op_name == "matvec") != (self.kind == "conv_transpose")
-            arr = x if op_name == "matvec" else y
-            impls = peers.conv_impls(self.spec, "forward" if forward else "adjoint", arr)
-        if self.peer_families is not None:
-            impls = [i for i in impls if i.family in self.peer_families]
+            impls = peers.conv_impls(self.spec, "forward" if forward else "adjoint", arr,
+                                     families=families)
+            if self.torch_chunked and (families is None or "torch" in families):
+                impls += peers.torch_chunked_1d(self.spec, "forward" if forward else "adjoint",
+                                                arr)
+        wanted = self.peer_families if families is None else families
+        if wanted is not None:
+            impls = [i for i in impls if i.family in wanted]
         return impls
+
+    def cap(self, impl) -> tuple[str, str] | None:
+        """``("skip" | "once" | "check", why)`` when `peer_caps` names this peer, else None.
+
+        The longest key contained in the peer's name wins.
+        """
+        keys = [key for key in self.peer_caps if key in impl.name]
+        return self.peer_caps[max(keys, key=len)] if keys else None
 
     def describe(self):
         return self.title or self.spec.describe()
@@ -307,6 +545,23 @@ GOALS = {
 }
 
 
+#: Issue 15 ("application plans"): thresholds of the AP cases.
+PLAN_GOALS = {
+    "steady": Goal("steady", "steady matvec / rmatvec: linop's median / the fastest peer's "
+                   "median", 1.5),
+    "first": Goal("first", "first result in a fresh process: linop construct + first matvec / "
+                  "the fastest peer's setup + single call", 8.0),
+    "memory": Goal("memory", "peak RSS growth of construct + first matvec + first rmatvec "
+                   "(fresh process) / (4 x (input + output bytes) + 64 MiB)", 1.0),
+}
+
+
+def plan_memory_limit(input_shape, output_shape, dtype) -> int:
+    """Issue 15's memory budget: 4 x (input + output bytes) + 64 MiB."""
+    itemsize = np.dtype(dtype).itemsize
+    return 4 * (math.prod(input_shape) + math.prod(output_shape)) * itemsize + 64 * 2**20
+
+
 def _w(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
@@ -329,6 +584,42 @@ def build_cases(quick: bool = False) -> list[Case]:
     p4 = ConvSpec(_w(rng, (1, 1, 31), f64), (1, 1_000_000), padding_arg="same", bare=True)
     add(Case("P4", "conv1d 1ch n=1e6 31 taps 'same' f64: explicit matrix", "goal",
              "explicit", p4, ops=("tocsr",)))
+
+    # -- issue 15: application plans (method="auto"; first result and memory too) --------
+    # Peers are capped where one call would take far longer than the rest:
+    # "skip" (not run, with the measured cost in the note), "once" (timed by the
+    # agreement call only), and any call over `once_after` seconds is timed once.
+    r15 = np.random.default_rng(15)  # own stream: the other cases' weights are unchanged
+    direct_slow = "(direct)"
+    plan_cases = [
+        ("AP1", ConvSpec(_w(r15, (1, 1, 9, 9), f64), (1, 1024, 1024), padding_arg="same",
+                         padding_mode="reflect", bare=True), "'same'", {}, None),
+        ("AP2", ConvSpec(_w(r15, (1, 1, 31, 31), f64), (1, 1024, 1024), padding_arg="same",
+                         bare=True), "'same'",
+         {direct_slow: ("skip", "scipy.signal/PyLops direct: ~20 s per call (1.2 s at 256^2)"),
+          "scipy.ndimage": ("once", "about 1 s per call: timed once")}, 5),
+        ("AP3", ConvSpec(_w(r15, (1, 1, 9, 9), f32), (1, 4096, 4096), padding_arg="same",
+                         bare=True), "'same'",
+         {direct_slow: ("skip", "scipy.signal/PyLops direct: ~30 s per call (0.46 s at 512^2)"),
+          "scipy.ndimage": ("once", "about 1 s per call: timed once")}, 5),
+        ("AP4", ConvSpec(_w(r15, (1, 1, 7, 7, 7), f32), (1, 96, 96, 96), padding_arg="same",
+                         bare=True), "'same'",
+         {direct_slow: ("skip", "scipy.signal/PyLops direct: ~6 s per call (0.75 s at 48^3)")},
+         None),
+        ("AP5", ConvSpec(_w(r15, (1, 1, 1001), f64), (1, 1_000_000), padding_arg="same",
+                         bare=True), "'same'",
+         {"scipy.ndimage": ("once", "about 0.5 s per call: timed once"),
+          "torch.conv": ("skip", ("one float64 call unfolds the input: 7.6 GB, ~11 s; "
+                                  "agreement checked in chunks instead")),
+          "(agreement only)": ("check", "agreement only")}, None),
+        ("AP6", ConvSpec(_w(r15, (8, 3, 7, 7), f32), (3, 256, 256), padding_arg=3, stride=2),
+         "pad 3", {}, None),
+    ]
+    for pid, spec, pad, caps, max_repeat in plan_cases:
+        kind = {1: "conv1d", 2: "conv2d", 3: "conv3d"}[spec.ndim]
+        add(Case(pid, f"{kind} {spec.describe()} {pad} (auto)", "plans", "conv", spec,
+                 peer_caps=caps, once_after=1.0, max_repeat=max_repeat, plan=True,
+                 torch_chunked=pid == "AP5"))
 
     # -- wider coverage ------------------------------------------------------------
     n1 = 200_000 if quick else 1_000_000
@@ -404,6 +695,25 @@ def build_cases(quick: bool = False) -> list[Case]:
         ("X-up-area", UpsampleSpec((16, 256, 256), "area", size=(100, 100), dtype=f32)),
     ):
         add(Case(uid, "upsample " + u.describe(), "extra", "upsample", u))
+
+    # Issue 16: average pooling, convolution as a function of its kernel, and a
+    # product applied through its multiplied matrix (informational ratios).
+    r16 = np.random.default_rng(16)
+    for uid, ps in (
+        ("X-avgpool-k2", PoolSpec((16, 256, 256), 2, dtype=f32)),
+        ("X-avgpool-k3s2p1", PoolSpec((16, 256, 256), 3, stride=2, padding=1, dtype=f32)),
+    ):
+        add(Case(uid, "avg_pool2d " + ps.describe(), "extra", "avgpool", ps))
+    fs = FilterSpec(_w(r16, (16, 64, 64), f32), (32, 16, 3, 3), padding=1)
+    add(Case("X-convfilter-multi", "ConvFilter2d " + fs.describe() + " (w -> conv2d(x, w))",
+             "extra", "convfilter", fs))
+    fs = FilterSpec(_w(r16, (1, 512, 512), f64), (1, 1, 9, 9), padding=4, bare=True)
+    add(Case("X-convfilter-1ch", "ConvFilter2d " + fs.describe() + " (w -> conv2d(x, w))",
+             "extra", "convfilter", fs))
+    prod = ProductSpec(_w(r16, (1, 1, 3, 3), f64), (1, 512, 512), 1, (1, 256, 256),
+                       scale_factor=2, mode="bilinear")
+    add(Case("X-product-fused", prod.describe() + ": fused matrix vs factors", "extra",
+             "product", prod, ops=("tocsr", "matvec", "rmatvec")))
     return cases
 
 

@@ -17,6 +17,14 @@ Each job runs twice, each time in its own fresh interpreter
    NumPy allocations made by the stages (BLAS or C++ scratch space that does
    not go through NumPy is not seen). Timings from this run are not used.
 
+Issue 15's *first result* is measured the same way (`first_result`): fresh
+interpreters running ``construct``, ``first_matvec`` and ``first_rmatvec``
+with the RSS method, giving both the time of construct + first matvec and
+the peak memory of all three; a peer's first result (`peer_first_call`) is
+its setup plus one call in a fresh interpreter
+(``python benchmarks/memory.py --peer JOB``), the peer's modules imported
+beforehand as linop is.
+
 Stages: ``construct`` (the operator's constructor), ``first_matvec``,
 ``warm_matvec``, ``first_rmatvec``, ``warm_rmatvec``; the peaks are cumulative,
 so "peak after first_matvec" is the peak of building the operator and applying
@@ -71,6 +79,7 @@ def _maxrss_bytes() -> int:
 
 def _make_operator(job):
     import numpy as np
+
     import linop
 
     nd = len(job["weight_shape"]) - (0 if job["bare"] else 2)
@@ -83,6 +92,7 @@ def _make_operator(job):
 
 def worker(job: dict) -> dict:
     import numpy as np
+
     import linop  # noqa: F401  (imported before the baseline)
 
     use_tm = job.get("tracemalloc", False)
@@ -174,9 +184,9 @@ def _verify_with_torch(job, w, x, y, xr, nd, op):
 
 # -- parent side ------------------------------------------------------------------------
 
-def _run_worker(job: dict, timeout: float):
+def _run_worker(job: dict, timeout: float, mode: str = "--worker"):
     env = dict(os.environ)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)]
+    cmd = [sys.executable, os.path.abspath(__file__), mode, json.dumps(job)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -239,6 +249,70 @@ def cold_build(job: dict, runs: int = 5, timeout: float = 600.0) -> dict:
             "build_median": builds[len(builds) // 2], "warm_matvec_median": warm[len(warm) // 2]}
 
 
+def first_result(job: dict, runs: int = 3, timeout: float = 600.0) -> dict:
+    """Issue 15: the first result and the peak memory, in ``runs`` fresh interpreters.
+
+    Each run does ``construct``, ``first_matvec``, ``first_rmatvec`` with the
+    RSS method. Returns the per-run ``first`` (construct + first matvec, seconds)
+    and ``peak_rss`` (growth of the peak RSS over the baseline after the first
+    rmatvec, bytes), their median / max, and the method the operator took.
+    """
+    firsts, constructs, peaks, method = [], [], [], None
+    for _ in range(runs):
+        res = _run_worker(dict(job, tracemalloc=False, verify=False,
+                               stages=["construct", "first_matvec", "first_rmatvec"]), timeout)
+        if "error" in res:
+            return {"error": res["error"]}
+        t = {r["stage"]: r["seconds"] for r in res["stages"]}
+        firsts.append(t["construct"] + t["first_matvec"])
+        constructs.append(t["construct"])
+        peaks.append(peak_bytes(stage(res, "first_rmatvec")))
+        method = res.get("method")
+    firsts.sort()
+    constructs.sort()
+    return {"runs": runs, "first": firsts, "first_median": firsts[len(firsts) // 2],
+            "construct_median": constructs[len(constructs) // 2], "peak_rss": peaks,
+            "peak_rss_max": max((p for p in peaks if p is not None), default=None),
+            "method": method}
+
+
+def peer_worker(job: dict) -> dict:
+    """One peer's setup and first call on a case of ``cases.build_cases`` (fresh process)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import cases, peers
+
+    case = next(c for c in cases.build_cases(job["quick"]) if c.id == job["case"])
+    x, y = case.inputs()
+    peers.import_family(job["family"])
+    gc.collect()
+    t0 = time.perf_counter()
+    impls = case.peer_impls(job["op"], x, y, families=(job["family"],))
+    t1 = time.perf_counter()
+    impl = next(i for i in impls if i.name == job["name"])
+    impl.run()
+    t2 = time.perf_counter()
+    return {"setup": t1 - t0, "call": t2 - t1, "first": t2 - t0}
+
+
+def peer_first_call(case_id: str, quick: bool, family: str, name: str, op: str = "matvec",
+                    runs: int = 3, timeout: float = 600.0) -> dict:
+    """A peer's first result (setup + one call) in ``runs`` fresh interpreters."""
+    job = dict(case=case_id, quick=quick, family=family, name=name, op=op)
+    recs = []
+    for _ in range(runs):
+        res = _run_worker(job, timeout, mode="--peer")
+        if "error" in res:
+            return {"name": name, "family": family, "error": res["error"]}
+        recs.append(res)
+    firsts = sorted(r["first"] for r in recs)
+    return {"name": name, "family": family, "runs": runs, "first": firsts,
+            "first_median": firsts[len(firsts) // 2],
+            "setup_median": sorted(r["setup"] for r in recs)[runs // 2],
+            "call_median": sorted(r["call"] for r in recs)[runs // 2]}
+
+
 def stage(result: dict, name: str) -> dict | None:
     for rec in result.get("stages", []):
         if rec["stage"] == name:
@@ -258,7 +332,9 @@ def peak_bytes(rec: dict | None, key: str = "peak_rss_delta"):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         print(json.dumps(worker(json.loads(sys.argv[2]))))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--peer":
+        print(json.dumps(peer_worker(json.loads(sys.argv[2]))))
     else:
-        print("usage: python benchmarks/memory.py --worker JOB_JSON "
+        print("usage: python benchmarks/memory.py --worker|--peer JOB_JSON "
               "(run.py drives this; see the module docstring)", file=sys.stderr)
         sys.exit(2)

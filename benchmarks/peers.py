@@ -15,19 +15,26 @@ and a dilated kernel has zeros inserted between its taps.
 
 Families (used by the goals to choose the peers they compare with):
 ``torch``, ``scipy.ndimage``, ``scipy.signal``, ``pylops``, ``scipy.sparse``.
+
+Besides convolutions: ``upsample_impls`` (``F.interpolate``, ``ndimage.zoom``),
+``avgpool_impls`` (``F.avg_pool{n}d``), ``convfilter_impls`` (the convolution as
+a function of its kernel: ``F.conv{n}d`` with a fixed input, and PyTorch's
+weight gradient) and ``product_impls`` (``F.interpolate`` then ``F.conv2d``).
 """
 
 from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 __all__ = ["Impl", "available", "conv_impls", "explicit_impls", "upsample_impls",
-           "torch_threads"]
+           "avgpool_impls", "convfilter_impls", "product_impls", "torch_chunked_1d",
+           "torch_threads", "import_family"]
 
 TORCH_THREADS = 2
 SETUP_ERRORS: list = []  # peers that failed to set up (reported by run.py)
@@ -58,7 +65,7 @@ def _try_import(name):
     if name not in _MODULES:
         try:
             _MODULES[name] = importlib.import_module(name)
-        except Exception as err:  # ImportError, or a broken install
+        except Exception as err:  # noqa: BLE001 - ImportError, or a broken install
             _MODULES[name] = err
     mod = _MODULES[name]
     return None if isinstance(mod, Exception) else mod
@@ -159,6 +166,46 @@ def _torch_conv(spec, direction, arr):
                  note="backward kernel via vjp")]
 
 
+def torch_chunked_1d(spec, direction, arr, chunk=1 << 14):
+    """PyTorch's ``conv1d`` / ``conv_transpose1d`` applied to chunks of the output.
+
+    For the agreement check only (not a peer a user would write): one call of
+    PyTorch's float64 convolution with a long kernel unfolds the whole input
+    (1001 taps x 10^6 samples: 7.6 GB, about 11 s). Every output is the same
+    dot product as in the single call. One channel, stride and dilation 1,
+    zero padding.
+    """
+    torch = _torch()
+    if (torch is None or spec.ndim != 1 or len(_channel_pairs(spec)) != 1
+            or spec.stride != (1,) or spec.dilation != (1,) or spec.padding_mode != "zeros"):
+        return []
+    F = torch.nn.functional
+    w = torch.from_numpy(spec.weight)
+    k = spec.kernel_size[0]
+    (lo, hi), = spec.padding
+    n, m = spec.spatial_in[0], spec.spatial_out[0]
+    a = torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0)
+    to_np = lambda r: r.numpy()[0]  # noqa: E731
+
+    if direction == "forward":
+        def run():
+            xp = F.pad(a, (lo, hi))
+            return torch.cat([F.conv1d(xp[..., s:min(s + chunk, m) + k - 1], w)
+                              for s in range(0, m, chunk)], dim=-1)
+        return [Impl("torch.conv1d in chunks (agreement only)", "torch", run, to_np)]
+
+    def run_adjoint():
+        parts = []
+        for i0 in range(0, n, chunk):
+            i1 = min(i0 + chunk, n)
+            s, e = max(0, i0 + lo - k + 1), min(m, i1 + lo)
+            z = F.conv_transpose1d(a[..., s:e], w)
+            parts.append(z[..., i0 + lo - s:i1 + lo - s])
+        return torch.cat(parts, dim=-1)
+    return [Impl("torch.conv_transpose1d in chunks (agreement only)", "torch", run_adjoint,
+                 to_np)]
+
+
 def _torch_upsample(spec, direction, arr):
     torch = _torch()
     if torch is None:
@@ -194,8 +241,7 @@ _NDIMAGE_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest
 def _crop_slices(spec, k_eff, centre):
     """Slices taking the 'same'-sized result (centred kernel) to the strided output."""
     sl = []
-    for n, (lo, hi), s, m_full, c in zip(spec.spatial_in, spec.padding, spec.stride,
-                                         spec.unstrided_out, centre):
+    for (lo, _), s, m_full, c in zip(spec.padding, spec.stride, spec.unstrided_out, centre):
         start = c - lo
         sl.append(slice(start, start + m_full, s))
     return tuple(sl)
@@ -357,14 +403,32 @@ def _pylops_op(psp, spec, dims, h, offset, method):
 
 # -- public entry points ----------------------------------------------------------------
 
-def conv_impls(spec, direction: str, arr: np.ndarray) -> list[Impl]:
+_CONV_ADAPTERS = (("torch", _torch_conv), ("scipy.ndimage", _ndimage_conv),
+                  ("scipy.signal", _signal_conv), ("pylops", _pylops_conv))
+
+
+def import_family(family: str) -> None:
+    """Import a peer family's modules (before a fresh-process timing starts)."""
+    if family == "torch":
+        _torch()
+    elif family == "pylops":
+        _try_import("pylops")
+        _try_import("pylops.signalprocessing")
+    elif family.startswith("scipy."):
+        _try_import(family)
+
+
+def conv_impls(spec, direction: str, arr: np.ndarray, families=None) -> list[Impl]:
     """Peer implementations of a convolution (``forward``) or its adjoint.
 
     ``arr`` is the input with its channel axis: ``spec.input_shape`` for the
-    forward direction, ``spec.output_shape`` for the adjoint.
+    forward direction, ``spec.output_shape`` for the adjoint. ``families``
+    (default: all) limits the adapters that are set up.
     """
     impls = []
-    for adapter in (_torch_conv, _ndimage_conv, _signal_conv, _pylops_conv):
+    for family, adapter in _CONV_ADAPTERS:
+        if families is not None and family not in families:
+            continue
         try:
             impls.extend(adapter(spec, direction, arr))
         except Exception as err:  # noqa: BLE001 - one peer's failure must not hide the others
@@ -382,6 +446,112 @@ def upsample_impls(spec, direction: str, arr: np.ndarray) -> list[Impl]:
         impls.append(Impl("scipy.ndimage.zoom(order=1)", "scipy.ndimage",
                           lambda: ndi.zoom(a, zoom, order=1, mode="nearest", grid_mode=True)))
     return impls
+
+
+def avgpool_impls(spec, direction: str, arr: np.ndarray) -> list[Impl]:
+    """``F.avg_pool{n}d`` (forward) and its vector-Jacobian product (adjoint).
+
+    ``spec`` is a :class:`benchmarks.cases.PoolSpec`; ``arr`` has the channel axis.
+    """
+    torch = _torch()
+    if torch is None:
+        return []
+    F = torch.nn.functional
+    nd = spec.ndim
+    pool = getattr(F, f"avg_pool{nd}d")
+    kw = dict(kernel_size=spec.kernel_tuple, stride=spec.stride_tuple,
+              padding=spec.padding_tuple, ceil_mode=spec.ceil_mode,
+              count_include_pad=spec.count_include_pad)
+    if spec.divisor_override is not None:
+        kw["divisor_override"] = spec.divisor_override  # (avg_pool1d has none)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0)
+    to_np = lambda r: r.detach().numpy()[0]  # noqa: E731
+
+    def fwd(u):
+        return pool(u, **kw)
+
+    if direction == "forward":
+        return [Impl(f"torch.avg_pool{nd}d", "torch", lambda: fwd(t), to_np)]
+    x0 = torch.zeros((1,) + tuple(spec.input_shape), dtype=t.dtype)
+    _, vjp_fn = torch.func.vjp(fwd, x0)
+    return [Impl(f"torch.func.vjp(avg_pool{nd}d)", "torch", lambda: vjp_fn(t)[0], to_np,
+                 note="backward kernel via vjp")]
+
+
+def convfilter_impls(spec, direction: str, arr: np.ndarray) -> list[Impl]:
+    """The convolution as a function of its kernel, ``w -> conv(x, w)``, and its adjoint.
+
+    ``spec`` is a :class:`benchmarks.cases.FilterSpec` (``x`` fixed). Forward
+    (``arr`` is the weight): ``F.conv{n}d(x, w)``. Adjoint (``arr`` is the
+    output gradient ``y``): PyTorch's weight gradient,
+    ``torch.nn.grad.conv{n}d_weight(x, weight_shape, y)``, and the same through
+    ``torch.func.vjp`` in ``w``. One channel, stride and dilation 1:
+    ``scipy.signal.correlate(x_pad, w | y, "valid")`` too (``x_pad``, the padded
+    input, is made once: ``x`` is fixed).
+    """
+    impls = []
+    nd = spec.ndim
+    torch = _torch()
+    if torch is not None:
+        F = torch.nn.functional
+        conv = getattr(F, f"conv{nd}d")
+        kw = spec.torch_kwargs()
+        xt = torch.from_numpy(np.ascontiguousarray(spec.x)).unsqueeze(0)
+        at = torch.from_numpy(np.ascontiguousarray(arr))
+        if direction == "forward":
+            impls.append(Impl(f"torch.conv{nd}d(x, w)", "torch", lambda: conv(xt, at, **kw),
+                              lambda r: r.detach().numpy()[0]))
+        else:
+            yt = at.unsqueeze(0)
+            grad = getattr(torch.nn.grad, f"conv{nd}d_weight")
+            shape = tuple(spec.weight_shape)
+            impls.append(Impl(f"torch.nn.grad.conv{nd}d_weight", "torch",
+                              lambda: grad(xt, shape, yt, **kw), lambda r: r.numpy()))
+            w0 = torch.zeros(shape, dtype=xt.dtype)
+            _, vjp_fn = torch.func.vjp(lambda w: conv(xt, w, **kw), w0)
+            impls.append(Impl(f"torch.func.vjp(conv{nd}d, w)", "torch", lambda: vjp_fn(yt)[0],
+                              lambda r: r.detach().numpy(), note="backward kernel via vjp"))
+    sig = _try_import("scipy.signal")
+    one = (tuple(spec.weight_shape[:2]) == (1, 1) and spec.x.shape[0] == 1
+           and all(s == 1 for s in spec.stride_tuple)
+           and all(d == 1 for d in spec.dilation_tuple))
+    if sig is not None and one:
+        xp = np.pad(spec.x[0], spec.padding_pairs)
+        a2 = np.ascontiguousarray(arr[0, 0] if direction == "forward" else arr[0])
+        what = "w" if direction == "forward" else "y"
+        for method in ("direct", "fft"):
+            impls.append(Impl(f"scipy.signal.correlate(x_pad, {what}, valid, {method})",
+                              "scipy.signal",
+                              lambda m=method: sig.correlate(xp, a2, mode="valid", method=m)))
+    return impls
+
+
+def product_impls(spec, direction: str, arr: np.ndarray) -> list[Impl]:
+    """``F.conv{n}d(F.interpolate(x))`` and its vector-Jacobian product.
+
+    ``spec`` is a :class:`benchmarks.cases.ProductSpec` (symmetric zero padding).
+    """
+    torch = _torch()
+    if torch is None:
+        return []
+    F = torch.nn.functional
+    nd = spec.conv.ndim
+    conv = getattr(F, f"conv{nd}d")
+    w = torch.from_numpy(spec.weight)
+    pad = tuple(lo for lo, _ in spec.conv.padding)
+    up_kw = dict(scale_factor=spec.scale_factor, mode=spec.mode)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0)
+    to_np = lambda r: r.detach().numpy()[0]  # noqa: E731
+
+    def fwd(u):
+        return conv(F.interpolate(u, **up_kw), w, padding=pad)
+
+    if direction == "forward":
+        return [Impl(f"torch.conv{nd}d(interpolate(x))", "torch", lambda: fwd(t), to_np)]
+    x0 = torch.zeros((1,) + tuple(spec.input_shape), dtype=w.dtype)
+    _, vjp_fn = torch.func.vjp(fwd, x0)
+    return [Impl(f"torch.func.vjp(conv{nd}d(interpolate))", "torch", lambda: vjp_fn(t)[0],
+                 to_np, note="backward kernels via vjp")]
 
 
 def explicit_impls(spec, dense_limit_bytes: int = 2**30) -> list[Impl]:
@@ -444,7 +614,7 @@ def explicit_impls(spec, dense_limit_bytes: int = 2**30) -> list[Impl]:
         return sp.diags_array(np.ones(1, dtype=dtype), offsets=j * d - lo, shape=(m, n),
                               format="csr", dtype=dtype)
 
-    taps = [idx for idx in np.ndindex(*w.shape)]
+    taps = list(np.ndindex(*w.shape))
 
     def build_kron():
         shifts = [[shift(a, j) for j in range(k)] for a, k in enumerate(w.shape)]
