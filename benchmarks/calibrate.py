@@ -20,9 +20,9 @@ Run it on an otherwise idle machine::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import itertools
-import math
 import time
 
 import numpy as np
@@ -89,7 +89,7 @@ def _random(rng, shape, dtype):
 
 def measure(case, repeat, rng):
     """Measured (build, apply) per method, and the work the model assigns to each."""
-    name, cls, wshape, shape, kwargs, dtype = case
+    _, cls, wshape, shape, kwargs, dtype = case
     w = _random(rng, wshape, dtype)
     x = _random(rng, shape, dtype)
     probe = cls(w, shape, method="im2col", **kwargs)
@@ -107,8 +107,8 @@ def measure(case, repeat, rng):
         op.apply(x)
         op.apply_adjoint(y)
         first = time.perf_counter() - t0
-        forward = _median_time(lambda: op.apply(x), repeat)
-        adjoint = _median_time(lambda: op.apply_adjoint(y), repeat)
+        forward = _median_time(functools.partial(op.apply, x), repeat)
+        adjoint = _median_time(functools.partial(op.apply_adjoint, y), repeat)
         apply = (forward + adjoint) / 2
         results[method] = (max(first - 2 * apply, 0.0), apply)
         del op
