@@ -18,7 +18,7 @@ Constants
 DTYPES
     The four dtypes of linop's operators.
 METHODS
-    The two explicit construction methods of the convolutions.
+    The methods of the convolutions ("auto" aside).
 RTOL
     Relative tolerance by dtype, for :func:`assert_close`.
 
@@ -37,10 +37,17 @@ Fixtures
 --------
 rng
     A NumPy ``Generator`` seeded from the test's id.
+
+Markers
+-------
+Tests marked ``torch`` compare with PyTorch live; without PyTorch they are
+skipped, with a reason, by :func:`pytest_collection_modifyitems`.
+``.ci/run`` installs PyTorch and runs them with ``pytest -m torch``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import zlib
@@ -118,3 +125,16 @@ def rng(request) -> np.random.Generator:
     and in which order (unlike a module-level generator).
     """
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``torch`` when PyTorch is not installed."""
+    try:
+        if importlib.util.find_spec("torch") is not None:
+            return
+    except (ImportError, ValueError):  # a blocked or half-installed torch
+        pass
+    skip = pytest.mark.skip(reason="needs PyTorch: pip install torch==2.13.0 (CPU)")
+    for item in items:
+        if "torch" in item.keywords:
+            item.add_marker(skip)

@@ -16,6 +16,7 @@ import pytest
 import linop
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
 nn = torch.nn
 
 

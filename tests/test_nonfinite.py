@@ -58,6 +58,7 @@ def test_zero_weight_times_infinite_input_is_nan_also_on_repeated_taps(method):
     _same_nan_inf(y, [NAN, INF, 3.0])
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_methods_match_torch_on_non_finite_data(method, mode):
@@ -86,6 +87,7 @@ def test_methods_match_torch_on_non_finite_data(method, mode):
         _same_nan_inf(got, want)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("method", METHODS)
 def test_transposed_convolution_matches_torch_on_non_finite_data(method):
     torch = _torch()
@@ -116,6 +118,7 @@ def test_no_method_warns_on_nan_input():
             assert np.isnan(op.apply_adjoint(op.apply(x))).all()
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("mode, kwargs", [
     ("nearest", {}), ("nearest-exact", {}), ("area", {}),
     ("linear", {"align_corners": False}), ("linear", {"align_corners": True}),
@@ -132,6 +135,7 @@ def test_upsample_matches_torch_on_non_finite_data_1d(mode, kwargs, size):
         _same_nan_inf(op.apply(x), want)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest"])
 def test_upsample_matches_torch_on_non_finite_data_2d(mode):
     torch = _torch()

@@ -32,7 +32,8 @@ mr = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mr)
 
 torch.set_num_threads(1)
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+pytestmark = [pytest.mark.torch,
+              pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")]
 BASE_SEED = 777_000
 REAL = ["float32", "float64"]
 
