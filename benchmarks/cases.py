@@ -664,6 +664,13 @@ def build_cases(quick: bool = False) -> list[Case]:
     s = ConvSpec(_w(rng, (8, 4, 3, 3, 3), f32), (4, 32, 32, 32), padding_arg=1)
     add(Case("X-3d-multi", "conv3d " + s.describe() + " pad 1", "extra", "conv", s))
 
+    # Issue 17's multi-channel cases besides P2, AP6 (strided 7x7) and X-2d-depthwise.
+    r17 = np.random.default_rng(17)
+    s = ConvSpec(_w(r17, (16, 8, 3, 3, 3), f32), (8, 32, 32, 32), padding_arg=1)
+    add(Case("X-3d-8to16", "conv3d " + s.describe() + " pad 1", "extra", "conv", s))
+    s = ConvSpec(_w(r17, (64, 64, 1, 1), f32), (64, 128, 128))
+    add(Case("X-2d-1x1", "conv2d " + s.describe() + " (pointwise)", "extra", "conv", s))
+
     # Transposed convolutions: the spec is the convolution they transpose.
     s = ConvSpec(_w(rng, (1, 1, 4, 4), f64), (1, 512, 512), padding_arg=1, stride=2,
                  bare=True)
