@@ -21,7 +21,7 @@ def _torch():
     return pytest.importorskip("torch")
 
 
-def _same_nan_inf(got, want):
+def assert_same_nan_inf(got, want):
     """Equal as IEEE values: NaN where NaN, the same infinities, close elsewhere."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape
@@ -38,14 +38,14 @@ METHODS = ["toeplitz", "im2col"]
 def test_infinite_weight_on_zero_padding_is_nan(method):
     # torch: conv1d(ones(3), [inf, 1, 1], padding=1) = [inf*0 + 1 + 1, ...] = [nan, inf, inf]
     y = linop.Conv1d([INF, 1.0, 1.0], (3,), padding=1, method=method).apply(np.ones(3))
-    _same_nan_inf(y, [NAN, INF, INF])
+    assert_same_nan_inf(y, [NAN, INF, INF])
     # a NaN weight reaches every output (each reads a padded zero or a pixel with it)
     y = linop.Conv1d([1.0, NAN, 1.0], (5,), padding=1, method=method).apply(np.arange(5.0))
     assert np.isnan(y).all()
     # reflect padding has no zeros: the infinite tap reads a real pixel
     y = linop.Conv1d([INF, 1.0, 1.0], (3,), padding=1, padding_mode="reflect",
                      method=method).apply(np.array([1.0, 0.0, 1.0]))
-    _same_nan_inf(y, [NAN, INF, NAN])  # inf*0 at o=0 (x[1]) and o=2 (x[1])
+    assert_same_nan_inf(y, [NAN, INF, NAN])  # inf*0 at o=0 (x[1]) and o=2 (x[1])
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -55,7 +55,7 @@ def test_zero_weight_times_infinite_input_is_nan_also_on_repeated_taps(method):
     x = np.array([INF, 1.0, 2.0])
     y = linop.Conv1d(w, (3,), padding=1, padding_mode="replicate", method=method).apply(x)
     # o=0: 1*inf + 0*inf + 1*1 = nan; o=1: 1*inf + 0*1 + 1*2 = inf; o=2: 1 + 0 + 2 = 3
-    _same_nan_inf(y, [NAN, INF, 3.0])
+    assert_same_nan_inf(y, [NAN, INF, 3.0])
 
 
 @pytest.mark.torch
@@ -84,7 +84,7 @@ def test_methods_match_torch_on_non_finite_data(method, mode):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             got = op.apply(x)
-        _same_nan_inf(got, want)
+        assert_same_nan_inf(got, want)
 
 
 @pytest.mark.torch
@@ -105,7 +105,7 @@ def test_transposed_convolution_matches_torch_on_non_finite_data(method):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             got = op.apply(y)
-        _same_nan_inf(got, want)
+        assert_same_nan_inf(got, want)
 
 
 def test_no_method_warns_on_nan_input():
@@ -132,7 +132,7 @@ def test_upsample_matches_torch_on_non_finite_data_1d(mode, kwargs, size):
         want = torch.nn.functional.interpolate(torch.from_numpy(x)[None], size=size, mode=mode,
                                                **kwargs)[0].numpy()
         op = linop.Upsample((1, 4), size=size, mode=mode, **kwargs)
-        _same_nan_inf(op.apply(x), want)
+        assert_same_nan_inf(op.apply(x), want)
 
 
 @pytest.mark.torch
@@ -147,13 +147,13 @@ def test_upsample_matches_torch_on_non_finite_data_2d(mode):
         want = torch.nn.functional.interpolate(torch.from_numpy(x)[None], size=size, mode=mode,
                                                **kwargs)[0].numpy()
         got = linop.Upsample((2, 3, 4), size=size, mode=mode, **kwargs).apply(x)
-        _same_nan_inf(got, want)
+        assert_same_nan_inf(got, want)
 
 
 def test_upsample_same_size_linear_is_torchs_copy_with_a_zero_weight():
     # torch computes x[o]*1 + x[o]*0 when the size does not change: inf -> nan
     x = np.array([[1.0, INF, 3.0, 4.0]])
-    _same_nan_inf(linop.Upsample((1, 4), size=4, mode="linear").apply(x), [[1, NAN, 3, 4]])
+    assert_same_nan_inf(linop.Upsample((1, 4), size=4, mode="linear").apply(x), [[1, NAN, 3, 4]])
     # while the matrix (the canonical form) is the identity
     np.testing.assert_array_equal(
         linop.Upsample((1, 4), size=4, mode="linear").tocsr().toarray(), np.eye(4))
@@ -172,11 +172,11 @@ def test_dask_follows_the_same_rule():
         x[5, 5] = INF
         expected = op.apply(x)
         got = linop.dask.apply(op, da.from_array(x, chunks=(4, 5))).compute(scheduler="sync")
-        _same_nan_inf(got, expected)
+        assert_same_nan_inf(got, expected)
         assert np.isnan(expected[0]).all()  # the first row meets the padding with inf
     up = linop.Upsample((1, 6, 6), scale_factor=2, mode="bilinear")
     x = np.ones((1, 6, 6))
     x[0, 2, 1] = INF  # output column 0 reads columns 0 and 1 with weights 1 and 0
     got = linop.dask.apply(up, da.from_array(x, chunks=(1, 3, 2))).compute(scheduler="sync")
-    _same_nan_inf(got, up.apply(x))
+    assert_same_nan_inf(got, up.apply(x))
     assert np.isnan(got[0, 4:6, 0]).all() and np.isinf(got[0, 4:6, 2]).all()
