@@ -55,17 +55,8 @@ def _axis_read(o, n, k, s, d, lo, mode):
     Returns ``(index, valid)``, both ``(len(o), k)``; ``valid`` is None
     except for zero padding, where taps outside ``[0, n)`` are invalid.
     """
-    i = (o * s)[:, None] + (np.arange(k) * d - lo)[None, :]
-    if mode == "zeros":
-        return i, (i >= 0) & (i < n)
-    if mode == "reflect":
-        i = np.abs(i)
-        i = np.where(i >= n, 2 * (n - 1) - i, i)
-    elif mode == "replicate":
-        i = np.clip(i, 0, n - 1)
-    else:  # circular
-        i = np.mod(i, n)
-    return i, None
+    padded = (o * s)[:, None] + (np.arange(k) * d)[None, :]
+    return _map_padded(padded, n, lo, mode)
 
 
 def _affine_rows(m: int, step: int, inner: np.ndarray) -> np.ndarray:
@@ -266,7 +257,8 @@ def unread_inputs(n, m, k, s, d, lo, hi, mode) -> np.ndarray:
 
 
 def _map_padded(positions, n, lo, mode):
-    """Input pixels of padded positions (and, for zero padding, which are real)."""
+    """Input pixels of padded positions, by the padding mode; for zero padding also
+    which of them are real (the others read the padding's zeros), else None."""
     i = positions - lo
     if mode == "zeros":
         return i, (i >= 0) & (i < n)
