@@ -74,6 +74,7 @@ with fresh seeds); importing this module requires torch.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -106,6 +107,8 @@ PADDING_FORMS = ["int", "tuple", "pairs", "same", "valid"]
 
 
 # --------------------------------------------------------------------------- helpers
+_SHORT_DTYPES = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+
 def draw(rng, shape, dtype):
     """Standard normal data of a dtype (complex: independent real and imaginary parts)."""
     shape = tuple(int(s) for s in shape)
@@ -323,8 +326,9 @@ def make_conv_case(rng, ndim, dtype, padding_mode, padding_form, *, bare=False,
         x = draw(rng, (batch,) + in_shape, dtype)
         w = draw(rng, w_shape, dtype)
         wt = torch.from_numpy(w)
-        fn = lambda t: torch_conv(t, wt, ndim, stride, padding, dilation, groups,  # noqa: E731
-                                  padding_mode, bare)
+        fn = functools.partial(torch_conv, w=wt, ndim=ndim, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups, padding_mode=padding_mode,
+                               bare=bare)
         try:
             arrays, info = run_torch(fn, x, dtype, rng)
         except (RuntimeError, ValueError):
@@ -388,8 +392,9 @@ def make_conv_transpose_case(rng, ndim, dtype, padding_form, *, bare=False, max_
         x = draw(rng, (batch,) + in_shape, dtype)
         w = draw(rng, w_shape, dtype)
         wt = torch.from_numpy(w)
-        fn = lambda t: torch_conv_transpose(t, wt, ndim, stride, padding,  # noqa: E731
-                                            output_padding, dilation, groups, bare)
+        fn = functools.partial(torch_conv_transpose, w=wt, ndim=ndim, stride=stride,
+                               padding=padding, output_padding=output_padding,
+                               dilation=dilation, groups=groups, bare=bare)
         try:
             arrays, info = run_torch(fn, x, dtype, rng)
         except (RuntimeError, ValueError):
@@ -429,7 +434,8 @@ def make_interpolate_case(rng, ndim, dtype, mode, spec, align_corners, max_tries
         if spec == "size":
             hi_o = {1: 20, 2: 11, 3: 6}[ndim]
             out = [int(rng.integers(1, hi_o + 1)) for _ in range(ndim)]
-            size = out[0] if ndim == 1 or (len(set(out)) == 1 and rng.random() < 0.5) else tuple(out)
+            same = ndim == 1 or (len(set(out)) == 1 and rng.random() < 0.5)
+            size = out[0] if same else tuple(out)
             scale_factor = None
             if isinstance(size, int):
                 out = [size] * ndim
@@ -442,7 +448,7 @@ def make_interpolate_case(rng, ndim, dtype, mode, spec, align_corners, max_tries
                 sfs = [float(rng.choice(SCALES)) for _ in range(ndim)]
                 scale_factor = tuple(sfs)
             size = None
-            out = [int(math.floor(ni * si)) for ni, si in zip(n, sfs)]
+            out = [math.floor(ni * si) for ni, si in zip(n, sfs)]
         if min(out) < 1:
             continue
         c = int(rng.integers(1, 4))
@@ -463,7 +469,7 @@ def conv_name(case):
     pad = p["padding"]
     form = (pad if isinstance(pad, str) else "int" if isinstance(pad, int)
             else "pairs" if is_pairs(pad) else "tuple")
-    dt = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}[case["dtype"]]
+    dt = _SHORT_DTYPES[case["dtype"]]
     kind = "conv" if case["kind"] == "conv" else "convT"
     parts = [f"{kind}{case['ndim']}d", dt]
     if case["bare"]:
@@ -487,7 +493,7 @@ def conv_name(case):
 
 def interp_name(case):
     p = case["params"]
-    dt = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}[case["dtype"]]
+    dt = _SHORT_DTYPES[case["dtype"]]
     parts = [f"interp{case['ndim']}d", dt, p["mode"]]
     n = "x".join(map(str, case["input_shape"][1:]))
     if p["size"] is not None:
@@ -634,7 +640,7 @@ def interpolate_quirk_cases(rng):
         (3, "area", (5, 3, 4), (2, 3, 3), None, None),
     ]
     for dtype in ("float64", "float32"):
-        for ndim, mode, n, size, sf, ac in specs:
+        for _, mode, n, size, sf, ac in specs:
             x = draw(rng, (1, 1) + n, dtype)
             case, arrays = interpolate_case(x, dtype, size, sf, mode, ac, rng, source="quirk")
             out.append((case, arrays))
@@ -755,7 +761,7 @@ def main(argv=None):
     cases = seed_cases() + build_cases() + interpolate_quirk_cases(np.random.default_rng(SEED + 1))
     meta, arrays = finish(cases)
     names = [c["name"] for c in meta]
-    assert len(set(c["id"] for c in meta)) == len(meta)
+    assert len({c["id"] for c in meta}) == len(meta)
     np.savez_compressed(
         args.out,
         torch_version=np.array(torch.__version__),
