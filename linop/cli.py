@@ -4,7 +4,7 @@
 convolution; ``linop check`` runs `linop.testing.check_operator` on one, or
 (``--operator``) on an Upsample, AvgPool, Pad, PixelShuffle/Unshuffle or
 ConvFilter; ``linop demo`` reproduces the blog post that started the project.
-Argument syntax, operators and output live in `linop._cli_args`.
+Argument syntax, operators and output live in `linop._cli`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 import linop
-from linop import _cli_args as ca
+from linop._cli import arguments, files, operators
+from linop._cli.progress import Progress
 from linop._conv.engine import METHOD_NAMES
 
 __all__ = ["main", "build_parser"]
@@ -67,14 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         "conv1d/2d/3d), or of a transposed convolution with --transpose: y.ravel() = "
         "A @ x.ravel() with C-order flattening. Write it with -o, draw its sparsity "
         f"pattern with --spy, or, without either, print it densely (at most "
-        f"{ca.DENSE_LIMIT} entries). Each file written is announced on stdout.",
-        epilog=ca.SYNTAX + "\nexamples:\n"
+        f"{files.DENSE_LIMIT} entries). Each file written is announced on stdout.",
+        epilog=arguments.SYNTAX + "\nexamples:\n"
         '  linop matrix --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
         "  linop matrix --kernel w.npy --input-shape 3,32,32 --stride 2 --padding 1 -o A.npz\n"
         '  linop matrix --kernel "1,2,7;-2,1,0;-3,1,2" --input-shape 2,2 --transpose\n\n'
         + _EXIT.format(one="a file could not be written"),
     )
-    ca.add_geometry_arguments(matrix, kernel_required=True)
+    arguments.add_geometry_arguments(matrix, kernel_required=True)
     out = matrix.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE",
                      help="write the matrix: FILE.mtx (Matrix Market, scipy.io.mmread) or "
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "PyTorch's nn.ConvNd(C_in, --out-channels, --kernel-size) (or nn.ConvTransposeNd) "
         "would have. --operator checks an Upsample, AvgPool, Pad, PixelShuffle, "
         "PixelUnshuffle or ConvFilter instead (see 'operator' below).",
-        epilog=ca.SYNTAX + ca.CHECK_SYNTAX + "\nexamples:\n"
+        epilog=arguments.SYNTAX + arguments.CHECK_SYNTAX + "\nexamples:\n"
         '  linop check --kernel "3,2,9;-2,1,3;-3,-2,2" --input-shape 4,4\n'
         "  linop check --input-shape 3,16,16 --out-channels 8 --kernel-size 3 --stride 2\n"
         "  linop check --input-shape 8,8 --kernel-size 3,2 --transpose --stride 2 "
@@ -110,24 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
         "  linop check --operator conv-filter --input-shape 3,16,16 --out-channels 4 "
         "--padding 1\n\n" + _EXIT.format(one="a check failed"),
     )
-    ca.add_geometry_arguments(check, kernel_required=False)
+    arguments.add_geometry_arguments(check, kernel_required=False)
     rand = check.add_argument_group("random weights (without --kernel) and the checks")
-    rand.add_argument("--kernel-size", metavar="K", type=ca.int_or_ints, default=None,
+    rand.add_argument("--kernel-size", metavar="K", type=arguments.int_or_ints, default=None,
                       help="kernel size, per spatial axis or for all (default 3; avg-pool: "
                       "the window, required)")
-    rand.add_argument("--out-channels", metavar="N", type=ca.int_value, default=None,
+    rand.add_argument("--out-channels", metavar="N", type=arguments.int_value, default=None,
                       help="output channels; then --input-shape is C_in,*spatial (default: "
                       "a bare kernel, no channel axis)")
-    rand.add_argument("--seed", metavar="N", type=ca.seed_value, default=None,
+    rand.add_argument("--seed", metavar="N", type=arguments.seed_value, default=None,
                       help="seed of the random weights (conv-filter: input) and test "
                       "vectors, 0 to 2**62 (default: random, printed)")
     rand.add_argument("--method", metavar="METHOD", default="auto",
                       choices=METHOD_NAMES,
                       help="auto, toeplitz, im2col or fft: how the operator applies itself "
                       "(default auto)")
-    ca.add_operator_arguments(check)
+    arguments.add_operator_arguments(check)
     # None until given, so that options an operator does not take are refused
-    # (ca.check_options_apply); ca.resolve_conv_defaults fills in the defaults.
+    # (arguments.check_options_apply); arguments.resolve_conv_defaults fills in the defaults.
     check.set_defaults(run=_cmd_check, parser=check, stride=None, padding=None,
                        dilation=None, groups=None, method=None)
 
@@ -146,34 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------
 def _cmd_matrix(args) -> int:
     if args.output is not None:
-        ca.check_output(args.output, args.force)
+        files.check_output(args.output, args.force)
     if args.spy is not None:
-        ca.require_matplotlib(args.spy, args.force)
-    with ca.Progress() as progress:
-        op, _ = ca.build_operator(args)
+        files.require_matplotlib(args.spy, args.force)
+    with Progress() as progress:
+        op, _ = operators.build_operator(args)
         m, n = op.shape
-        if args.output is None and args.spy is None and m * n > ca.DENSE_LIMIT:
-            raise ca.CLIError(None, f"the {m} x {n} matrix is too large to print (more than "
-                              f"{ca.DENSE_LIMIT} entries): write it with -o FILE.mtx or "
+        if args.output is None and args.spy is None and m * n > files.DENSE_LIMIT:
+            raise arguments.CLIError(None, f"the {m} x {n} matrix is too large to print (more than "
+                              f"{files.DENSE_LIMIT} entries): write it with -o FILE.mtx or "
                               "-o FILE.npz")
-        matrix = ca.build_matrix(op, progress)
+        matrix = operators.build_matrix(op, progress)
         summary = f"{m} x {n}, {matrix.nnz} stored entries"
         if args.output is None and args.spy is None:
             progress.clear()
-            sys.stdout.write(f"# {ca.describe(op)}; matrix {summary}\n")
-            sys.stdout.write(ca.format_dense(matrix))
+            sys.stdout.write(f"# {operators.describe(op)}; matrix {summary}\n")
+            sys.stdout.write(files.format_dense(matrix))
             return 0
         if args.output is not None:
             progress.phase(f"writing {args.output} ({summary})")
-            ca.write_matrix(args.output, matrix, f"linop {linop.__version__}: {ca.describe(op)}"
-                            "\nrows: output (C-order flattened), columns: input (C-order "
-                            "flattened)", force=args.force)
-            _report(progress, ca.written_summary(args.output, matrix))
+            comment = (f"linop {linop.__version__}: {operators.describe(op)}\nrows: output "
+                       "(C-order flattened), columns: input (C-order flattened)")
+            files.write_matrix(args.output, matrix, comment, force=args.force)
+            _report(progress, files.written_summary(args.output, matrix))
         if args.spy is not None:
             progress.phase(f"drawing {args.spy}")
-            ca.draw_spy(args.spy, matrix, f"{type(op).__name__} {op.input_shape} -> "
+            files.draw_spy(args.spy, matrix, f"{type(op).__name__} {op.input_shape} -> "
                         f"{op.output_shape}: {summary}", force=args.force)
-            _report(progress, ca.spy_summary(args.spy, matrix))
+            _report(progress, files.spy_summary(args.spy, matrix))
         progress.done(f"wrote {' and '.join(f for f in (args.output, args.spy) if f)} "
                       f"({summary})")
     return 0
@@ -186,30 +187,30 @@ def _report(progress, line: str) -> None:
 
 
 def _cmd_check(args) -> int:
-    ca.check_options_apply(args)
+    arguments.check_options_apply(args)
     if args.operator != "conv":
         return _check_other(args)
-    ca.resolve_conv_defaults(args)
+    arguments.resolve_conv_defaults(args)
     if args.kernel is not None:
         for flag, value in (("--kernel-size", args.kernel_size),
                             ("--out-channels", args.out_channels)):
             if value is not None:
-                raise ca.CLIError(flag, "not allowed with --kernel (the kernel gives the "
+                raise arguments.CLIError(flag, "not allowed with --kernel (the kernel gives the "
                                   "kernel size and channels)")
     if args.seed is None:
         args.seed = int(np.random.default_rng().integers(2**31))
     weight_seed, vector_seed = np.random.SeedSequence(args.seed).spawn(2)
     from linop.testing import check_operator
 
-    with ca.Progress() as progress:
+    with Progress() as progress:
         progress.phase("building the operator")
-        op, origin = ca.build_operator(args, method=args.method,
+        op, origin = operators.build_operator(args, method=args.method,
                                        rng=np.random.default_rng(weight_seed))
-        ca.check_fits_memory(op, args.input_shape)
+        operators.check_fits_memory(op, args.input_shape)
         progress.phase(f"checking the {op.shape[0]} x {op.shape[1]} operator")
         report = check_operator(op, rng=vector_seed, raise_error=False)
         progress.clear()
-    print(f"operator: {ca.describe(op)}, method {op.method}, dtype {op.dtype}")
+    print(f"operator: {operators.describe(op)}, method {op.method}, dtype {op.dtype}")
     print(f"weights: {origin}, shape {op.weight.shape}; random numbers: --seed {args.seed}")
     print(report)
     return 0 if report.passed else 1
@@ -218,20 +219,20 @@ def _cmd_check(args) -> int:
 def _check_other(args) -> int:
     """linop check --operator upsample, avg-pool, pad, pixel-(un)shuffle or conv-filter."""
     if args.operator != "conv-filter":  # conv-filter's vectors are of its weight's size
-        ca.check_inputs_fit_memory(args.input_shape, args.dtype)
+        operators.check_inputs_fit_memory(args.input_shape, args.dtype)
     if args.seed is None:
         args.seed = int(np.random.default_rng().integers(2**31))
     input_seed, vector_seed = np.random.SeedSequence(args.seed).spawn(2)
     from linop.testing import check_operator
 
-    with ca.Progress() as progress:
+    with Progress() as progress:
         progress.phase("building the operator")
-        op, drawn = ca.build_check_operator(args, np.random.default_rng(input_seed))
-        ca.check_fits_memory(op, args.input_shape, *ca.growth_flag(args, op))
+        op, drawn = operators.build_check_operator(args, np.random.default_rng(input_seed))
+        operators.check_fits_memory(op, args.input_shape, *operators.growth_flag(args, op))
         progress.phase(f"checking the {op.shape[0]} x {op.shape[1]} operator")
         report = check_operator(op, rng=vector_seed, raise_error=False)
         progress.clear()
-    print(f"operator: {ca.describe_operator(op)}")
+    print(f"operator: {operators.describe_operator(op)}")
     print((f"{drawn}; " if drawn else "") + f"random numbers: --seed {args.seed}")
     print(report)
     return 0 if report.passed else 1
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return args.run(args)
-    except ca.CLIError as exc:
+    except arguments.CLIError as exc:
         print(f"linop {args.command}: error: {exc}", file=sys.stderr)
         return exc.status
     except MemoryError:
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"linop {args.command}: interrupted", file=sys.stderr)
         return 130
-    except ca.Terminated:
+    except files.Terminated:
         print(f"linop {args.command}: terminated", file=sys.stderr)
         return 143
     except BrokenPipeError:  # e.g. `linop matrix ... | head`

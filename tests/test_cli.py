@@ -27,7 +27,9 @@ import scipy.io
 import scipy.sparse as sp
 
 import linop
-from linop import _cli_args
+from linop._cli import arguments as cli_arguments
+from linop._cli import operators as cli_operators
+from linop._cli import progress as cli_progress
 from linop.cli import main
 
 BLOG = "3,2,9;-2,1,3;-3,-2,2"
@@ -420,11 +422,11 @@ def test_flag_for_every_linop_error(capsys, argv, flag):
 
 
 def test_flag_for_parameter_of_a_random_kernel():
-    assert _cli_args.flag_for_parameter("weight", "--kernel-size") == "--kernel-size"
-    assert _cli_args.flag_for_parameter("weight") == "--kernel"
-    assert _cli_args.flag_for_parameter("something else entirely") is None
+    assert cli_arguments.flag_for_parameter("weight", "--kernel-size") == "--kernel-size"
+    assert cli_arguments.flag_for_parameter("weight") == "--kernel"
+    assert cli_arguments.flag_for_parameter("something else entirely") is None
     # every parameter of the constructors that the command line sets has a flag
-    assert set(_cli_args.PARAMETER_FLAGS) >= {"stride", "padding", "dilation", "groups",
+    assert set(cli_arguments.PARAMETER_FLAGS) >= {"stride", "padding", "dilation", "groups",
                                               "padding_mode", "output_padding", "input_shape",
                                               "weight", "method"}
 
@@ -532,13 +534,13 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_writes_only_to_a_terminal():
     quiet = io.StringIO()
-    with _cli_args.Progress(quiet) as progress:
+    with cli_progress.Progress(quiet) as progress:
         progress.phase("building")
         progress.done("wrote a.mtx")
     assert quiet.getvalue() == ""
 
     tty = FakeTerminal()
-    with _cli_args.Progress(tty) as progress:
+    with cli_progress.Progress(tty) as progress:
         progress.phase("building the matrix")
         progress.phase("writing a.mtx")
         progress.done("wrote a.mtx")
@@ -550,7 +552,7 @@ def test_progress_writes_only_to_a_terminal():
 def test_progress_erases_its_line_on_error():
     tty = FakeTerminal()
     with pytest.raises(RuntimeError):
-        with _cli_args.Progress(tty) as progress:
+        with cli_progress.Progress(tty) as progress:
             progress.phase("building")
             raise RuntimeError
     assert tty.getvalue().endswith("\r\x1b[K")  # the error message starts on a clean line
@@ -757,7 +759,7 @@ def test_check_memory_estimate_bounds_the_peak(make):
     finally:
         tracemalloc.stop()
     assert report.passed, report
-    estimate = _cli_args.check_operator_nbytes(op)
+    estimate = cli_operators.check_operator_nbytes(op)
     assert peak <= estimate <= 4 * peak
 
 
@@ -995,8 +997,8 @@ VALID = {
 
 
 def _foreign_options():
-    for operator, takes in _cli_args.OPERATOR_OPTIONS.items():
-        own = {_cli_args._CHECK_FLAGS[d] for d in takes}
+    for operator, takes in cli_arguments.OPERATOR_OPTIONS.items():
+        own = {cli_arguments._CHECK_FLAGS[d] for d in takes}
         for option in OPTION_VALUES:
             flag = option.replace("--no-", "--")
             if flag not in own:
@@ -1026,9 +1028,9 @@ def test_every_operator_takes_its_valid_call(capsys):
     for operator, argv in VALID.items():
         code, out, err = run(capsys, "check", "--operator", operator, *argv, "--seed", 0)
         assert (code, err) == (0, ""), (operator, out)
-    taken = {d for takes in _cli_args.OPERATOR_OPTIONS.values() for d in takes}
-    assert taken == set(_cli_args._CHECK_FLAGS)
-    assert {f for _, _, f in FOREIGN} == set(_cli_args._CHECK_FLAGS.values())
+    taken = {d for takes in cli_arguments.OPERATOR_OPTIONS.values() for d in takes}
+    assert taken == set(cli_arguments._CHECK_FLAGS)
+    assert {f for _, _, f in FOREIGN} == set(cli_arguments._CHECK_FLAGS.values())
 
 
 def test_refusals_point_to_the_option_of_that_meaning(capsys):
@@ -1163,9 +1165,9 @@ def test_check_memory_estimate_bounds_the_peak_of_other_operators(make):
     finally:
         tracemalloc.stop()
     assert report.passed, report
-    estimate = _cli_args.check_operator_nbytes(op)
+    estimate = cli_operators.check_operator_nbytes(op)
     assert peak <= estimate <= 6 * peak
-    assert _cli_args.explicit_nnz(op) >= op.tocsr().nnz
+    assert cli_operators.explicit_nnz(op) >= op.tocsr().nnz
 
 
 @pytest.mark.parametrize(
@@ -1195,7 +1197,7 @@ def test_flag_for_every_parameter_of_the_other_operators(make, parameter, flag):
     with pytest.raises(linop.ParameterError) as info:
         make()
     assert info.value.parameter == parameter
-    assert _cli_args.flag_for_parameter(parameter) == flag
+    assert cli_arguments.flag_for_parameter(parameter) == flag
 
 
 def test_check_help_documents_the_operators(capsys):
