@@ -95,8 +95,9 @@ def test_fft_tiles_cover_the_output(monkeypatch):
     w = np.random.default_rng(1).standard_normal((2, 3, 5, 4))
     op = linop.Conv2d(w, (3, 40, 33), padding=(2, 1), stride=(2, 1), dilation=(1, 2),
                       padding_mode="circular", method="fft")
-    tile, _, _ = linop._conv.fft.fft_tile_shape(op.geometry, 3, 2, 1, 8)
-    assert tile[0] < op.output_shape[1] and tile[1] < op.output_shape[2]  # many tiles
+    tile, _, rows = linop._conv.fft.fft_tile_shape(op.geometry, 3, 2, 1, 8)
+    assert tile[0] < op.output_shape[1] // 4  # many tiles of the first axis ...
+    assert rows < -(-op.output_shape[1] // tile[0])  # ... in several batches
     x = np.random.default_rng(2).standard_normal((3, 40, 33))
     ref = R.conv_nd(x, w, stride=(2, 1), padding=((2, 2), (1, 1)), dilation=(1, 2),
                     padding_mode="circular")
@@ -106,6 +107,26 @@ def test_fft_tiles_cover_the_output(monkeypatch):
     y = np.random.default_rng(3).standard_normal(op.output_shape)
     np.testing.assert_allclose(op.apply_adjoint(y), im2col.apply_adjoint(y), rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, taps", [(1, 31), (3, 301), (2, 4)])
+def test_fft_segments_a_long_signal(stride, taps):
+    """A long 1-D signal goes through short transforms (overlap-save and overlap-add)."""
+    rng = np.random.default_rng(taps)
+    n = 20_000
+    w = rng.standard_normal((2, 3, taps))
+    op = linop.Conv1d(w, (3, n), padding=((taps // 2, 5),), stride=stride, method="fft")
+    tile, lengths, _ = linop._conv.fft.fft_tile_shape(op.geometry, 3, 2, 1, 8)
+    assert tile[0] < op.output_shape[1] // 2 and lengths[0] < n  # several segments
+    x = rng.standard_normal((3, n))
+    ref = R.conv_nd(x, w, stride=stride, padding=((taps // 2, 5),))
+    np.testing.assert_allclose(op.apply(x), ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    im2col = linop.Conv1d(w, (3, n), padding=((taps // 2, 5),), stride=stride,
+                          method="im2col")
+    y = rng.standard_normal(op.output_shape)
+    want = im2col.apply_adjoint(y)
+    np.testing.assert_allclose(op.apply_adjoint(y), want, rtol=1e-10,
+                               atol=1e-10 * np.abs(want).max())
 
 
 def test_fft_keeps_float32_and_handles_non_finite_input():
