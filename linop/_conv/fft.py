@@ -42,7 +42,6 @@ are refused.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -257,7 +256,7 @@ class FFTMethod(ConvMethod):
         xpad = xpad[(slice(None), slice(None)) + tuple(slice(0, u) for u in used)]
         spectra = self._spectra(lengths, True, complex_data)
         out = np.empty((self.c_out,) + g_.output_size + (k,), dtype=dtype)
-        t0, s0, step = tile[0], g_.stride[0], tile[0] * g_.stride[0]
+        t0, step = tile[0], tile[0] * g_.stride[0]
         keep = tuple(slice(r, r + (t - 1) * s + 1, s)
                      for r, t, s in zip(g_.reach, (t0,) + g_.output_size[1:], g_.stride))
         axes = tuple(range(2, 2 + g_.ndim))
