@@ -159,7 +159,11 @@ class Im2colMethod(ConvMethod):
                     block = np.ascontiguousarray(
                         y_grid[(slice(None),) + spatial + (samples,)]).reshape(
                         self.groups, -1, math.prod(shape))
-                cols = np.matmul(w_t, block).reshape((self.c_in, n_taps) + shape)
+                if w_t.shape[2] == 1:  # one output channel per group: an outer product
+                    cols = np.multiply(w_t, block)  # (a matmul over 1 term is slow)
+                else:
+                    cols = np.matmul(w_t, block)
+                cols = cols.reshape((self.c_in, n_taps) + shape)
                 for t, window in enumerate(_windows(g_, spatial)):
                     xpad[(slice(None),) + window + (samples,)] += cols[:, t]
             x = fold(xpad, g_.padding, g_.padding_mode, g_.input_size)
