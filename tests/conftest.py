@@ -127,6 +127,24 @@ def rng(request) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """PyTorch on one thread for the module that asks, restored after it.
+
+    torch's thread pool costs milliseconds per call on the tiny arrays of the
+    tests; without torch this does nothing (those tests are skipped).
+    """
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip the tests marked ``torch`` when PyTorch is not installed."""
     try:

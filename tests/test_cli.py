@@ -736,6 +736,19 @@ def test_check_refuses_before_any_work(capsys, monkeypatch):
     assert "(64, 64) gives a 3844 x 4096 operator" in err and "memory limit of 1 MiB" in err
 
 
+def _check_operator_peak(op) -> int:
+    """Bytes at the peak of ``check_operator(op)``, traced by tracemalloc; it must pass."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        report = linop.testing.check_operator(op, rng=0, raise_error=False)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert report.passed, report
+    return peak
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -751,14 +764,7 @@ def test_check_refuses_before_any_work(capsys, monkeypatch):
 def test_check_memory_estimate_bounds_the_peak(make):
     """What check_operator allocates (traced by tracemalloc) is at most the CLI's estimate."""
     op = make(np.random.default_rng(0))
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        report = linop.testing.check_operator(op, rng=0, raise_error=False)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    assert report.passed, report
+    peak = _check_operator_peak(op)
     estimate = cli_operators.check_operator_nbytes(op)
     assert peak <= estimate <= 4 * peak
 
@@ -1157,14 +1163,7 @@ def test_upsample_tables_beyond_the_limit_name_the_option(capsys):
 def test_check_memory_estimate_bounds_the_peak_of_other_operators(make):
     """What check_operator allocates (traced by tracemalloc) is at most the CLI's estimate."""
     op = make(np.random.default_rng(0))
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        report = linop.testing.check_operator(op, rng=0, raise_error=False)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    assert report.passed, report
+    peak = _check_operator_peak(op)
     estimate = cli_operators.check_operator_nbytes(op)
     assert peak <= estimate <= 6 * peak
     assert cli_operators.explicit_nnz(op) >= op.tocsr().nnz

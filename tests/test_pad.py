@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from hypothesis import Phase, find, given, settings
 
 import linop
+from conftest import random_array
 from linop.testing import check_operator, dottest
 from linop.testing.strategies import PadConfig, pad_configs
 
@@ -31,30 +32,12 @@ except ImportError:  # the tests marked torch are skipped (conftest.py)
     torch = None
 F = None if torch is None else torch.nn.functional
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SETTINGS = settings(deadline=None, derandomize=True, max_examples=100, database=None)
 MORE = settings(SETTINGS, max_examples=200)
 MODES = ("constant", "reflect", "replicate", "circular")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _torch_on_one_thread():
-    """torch's thread pool costs milliseconds per call on these tiny arrays."""
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
-def _rand(rng, shape, dtype=np.float64):
-    a = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _torch_pad(x, pad, mode, grad=None):
@@ -240,7 +223,7 @@ def test_dottest_and_check_operator(config):
 @pytest.mark.parametrize("mode", MODES)
 def test_dtypes_are_kept_and_complex_pads_both_parts(dtype, mode, rng):
     op = linop.Pad((2, 4, 5), (1, 2, 3, -1), mode, dtype=dtype)
-    x = _rand(rng, op.input_shape, dtype)
+    x = random_array(rng, op.input_shape, dtype)
     y = op.apply(x)
     assert y.dtype == dtype and op.apply_adjoint(y).dtype == dtype
     assert (op @ x.ravel()).dtype == dtype and op.tocsr().dtype == dtype
@@ -268,7 +251,7 @@ def test_transpose_of_zero_padding_is_a_crop():
 @pytest.mark.parametrize("mode", MODES)
 def test_pickle_and_deepcopy_give_identical_results(mode, rng):
     op = linop.Pad((2, 3, 4, 5), (2, -1, 1, 2, 0, 1), mode, dtype=np.float32)
-    x = _rand(rng, op.input_shape, np.float32)
+    x = random_array(rng, op.input_shape, np.float32)
     y = op.apply(x)
     for other in (pickle.loads(pickle.dumps(op)), copy.deepcopy(op)):
         np.testing.assert_array_equal(other.apply(x), y)

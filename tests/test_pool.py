@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from hypothesis import Phase, find, given, settings
 
 import linop
+from conftest import random_array
 from linop.testing import check_operator, dottest
 from linop.testing.strategies import AvgPoolConfig, avg_pool_configs
 
@@ -31,31 +32,13 @@ except ImportError:  # the tests marked torch are skipped (conftest.py)
     torch = None
 F = None if torch is None else torch.nn.functional
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SETTINGS = settings(deadline=None, derandomize=True, max_examples=100, database=None)
 MORE = settings(SETTINGS, max_examples=200)
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.complex64): 2e-6,
         np.dtype(np.float64): 1e-14, np.dtype(np.complex128): 1e-14}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _torch_on_one_thread():
-    """torch's thread pool costs milliseconds per call on these tiny arrays."""
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
-def _rand(rng, shape, dtype=np.float64):
-    a = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _per_axis(v, nd):
@@ -337,14 +320,14 @@ def test_dottest_and_check_operator(config):
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
 def test_complex_operators_average_real_and_imaginary_parts(dtype, rng):
     op = linop.AvgPool2d((2, 6, 5), (3, 2), 2, 1, ceil_mode=True, dtype=dtype)
-    z = _rand(rng, (2, 6, 5), dtype)
+    z = random_array(rng, (2, 6, 5), dtype)
     y = op.apply(z)
     assert y.dtype == dtype
     real = linop.AvgPool2d((2, 6, 5), (3, 2), 2, 1, ceil_mode=True)
     tol = RTOL[np.dtype(dtype)]
     np.testing.assert_allclose(y.real, real.apply(z.real), rtol=tol, atol=tol)
     np.testing.assert_allclose(y.imag, real.apply(z.imag), rtol=tol, atol=tol)
-    w = _rand(rng, op.output_shape, dtype)
+    w = random_array(rng, op.output_shape, dtype)
     np.testing.assert_allclose(op.apply_adjoint(w), op.H.apply(w), rtol=tol)
     np.testing.assert_allclose(op.H.apply(w), op.T.apply(w), rtol=tol)  # real coefficients
     # a real operator on complex data gives complex results
@@ -355,7 +338,7 @@ def test_complex_operators_average_real_and_imaginary_parts(dtype, rng):
 def test_pickle_and_deepcopy_give_identical_results(dtype, rng):
     op = linop.AvgPool3d((2, 4, 5, 3), (2, 3, 2), (1, 2, 2), (1, 1, 0), ceil_mode=True,
                          count_include_pad=False, dtype=dtype)
-    x = _rand(rng, op.input_shape, dtype)
+    x = random_array(rng, op.input_shape, dtype)
     y = op.apply(x)
     for other in (pickle.loads(pickle.dumps(op)), copy.deepcopy(op),
                   pickle.loads(pickle.dumps(op.T)).T):

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 
 import linop
+from conftest import random_array
 from linop.testing import check_operator, dottest
 from linop.testing.strategies import PixelShuffleConfig, pixel_shuffle_configs
 
@@ -29,28 +30,10 @@ except ImportError:  # the tests marked torch are skipped (conftest.py)
     torch = None
 F = None if torch is None else torch.nn.functional
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SETTINGS = settings(deadline=None, derandomize=True, max_examples=100, database=None)
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _torch_on_one_thread():
-    """torch's thread pool costs milliseconds per call on these tiny arrays."""
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
-def _rand(rng, shape, dtype=np.float64):
-    a = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def reference_matrix(config: PixelShuffleConfig) -> np.ndarray:
@@ -134,7 +117,7 @@ def test_each_is_the_others_transpose_adjoint_and_inverse(dtype, rng):
         assert other.input_shape == op.output_shape and other.output_shape == op.input_shape
         assert other.factor == 3 and other.dtype == dtype
     assert isinstance(op.T.T, linop.PixelShuffle) and isinstance(op.H.H, linop.PixelShuffle)
-    x = _rand(rng, op.input_shape, dtype)
+    x = random_array(rng, op.input_shape, dtype)
     y = op.apply(x)
     assert y.dtype == dtype
     np.testing.assert_array_equal(op.T.apply(y), x)
@@ -160,7 +143,7 @@ def test_factor_one_is_the_identity(rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pickle_and_deepcopy_give_identical_results(dtype, rng):
     op = linop.PixelUnshuffle((2, 6, 4), 2, dtype=dtype)
-    x = _rand(rng, op.input_shape, dtype)
+    x = random_array(rng, op.input_shape, dtype)
     for other in (pickle.loads(pickle.dumps(op)), copy.deepcopy(op),
                   pickle.loads(pickle.dumps(op.T)).T):
         np.testing.assert_array_equal(other.apply(x), op.apply(x))
