@@ -59,12 +59,12 @@ OPERATORS = _operators()
 def _entry_points(A, fmt):
     """Every way a sparse operand reaches ``A`` (name -> call)."""
     m, n = A.shape
-    col = sp.random_array((n, 1), density=0.5, format=fmt, random_state=1)
-    block = sp.random_array((n, 3), density=0.5, format=fmt, random_state=2)
-    row = sp.random_array((1, m), density=0.5, format=fmt, random_state=3)
-    out_block = sp.random_array((m, 2), density=0.5, format=fmt, random_state=4)
-    out_col = sp.random_array((m, 1), density=0.5, format=fmt, random_state=9)
-    shaped = sp.random_array((n, 1), density=0.5, format=fmt, random_state=5)
+    col = sp.random_array((n, 1), density=0.5, format=fmt, rng=np.random.default_rng(1))
+    block = sp.random_array((n, 3), density=0.5, format=fmt, rng=np.random.default_rng(2))
+    row = sp.random_array((1, m), density=0.5, format=fmt, rng=np.random.default_rng(3))
+    out_block = sp.random_array((m, 2), density=0.5, format=fmt, rng=np.random.default_rng(4))
+    out_col = sp.random_array((m, 1), density=0.5, format=fmt, rng=np.random.default_rng(9))
+    shaped = sp.random_array((n, 1), density=0.5, format=fmt, rng=np.random.default_rng(5))
     return {
         "A @ S": lambda: A @ block,
         "A @ s": lambda: A @ col,
@@ -102,7 +102,7 @@ def test_every_sparse_format_and_the_matrix_classes(fmt):
     for call in _entry_points(A, fmt).values():
         with pytest.raises(TypeError, match="Unable to multiply a LinearOperator"):
             call()
-    S = sp.random_array((A.shape[1], 2), density=0.5, format=fmt, random_state=0)
+    S = sp.random_array((A.shape[1], 2), density=0.5, format=fmt, rng=np.random.default_rng(0))
     matrix = getattr(sp, f"{fmt}_matrix")(S)  # the old sparse matrix classes too
     for call in (lambda: A @ matrix, lambda: A.matmat(matrix), lambda: matrix.T @ A.H,
                  lambda: matrix.T * A.H, lambda: A.apply(matrix)):
@@ -115,12 +115,12 @@ def test_the_advice_works(name):
     """``A @ aslinearoperator(S)`` multiplies: the same as the dense product."""
     A = OPERATORS[name]
     m, n = A.shape
-    S = sp.random_array((n, 4), density=0.4, format="csr", random_state=6)
+    S = sp.random_array((n, 4), density=0.4, format="csr", rng=np.random.default_rng(6))
     dense_a = A.tocsr().toarray()
     v = np.random.default_rng(0).standard_normal(4)
     np.testing.assert_allclose((A @ aslinearoperator(S)).matvec(v), dense_a @ (S.toarray() @ v),
                                rtol=1e-12, atol=1e-12)
-    R = sp.random_array((3, m), density=0.4, format="csr", random_state=7)
+    R = sp.random_array((3, m), density=0.4, format="csr", rng=np.random.default_rng(7))
     w = np.random.default_rng(1).standard_normal(n)
     np.testing.assert_allclose((aslinearoperator(R) @ A).matvec(w), R.toarray() @ (dense_a @ w),
                                rtol=1e-12, atol=1e-12)
@@ -193,7 +193,7 @@ def test_dottest_and_check_operator_refuse_sparse_vectors_and_non_numeric_operat
             with pytest.raises(TypeError, match=re.escape(f"dtype {bad.dtype}")):
                 check(bad, rng=0)
     # a 2-D sparse matrix is an operator: both pass on it (its adjoint is its transpose)
-    S = sp.random_array((6, 4), density=0.5, format="csr", random_state=8)
+    S = sp.random_array((6, 4), density=0.5, format="csr", rng=np.random.default_rng(8))
     assert dottest(S, rng=0).passed
     assert check_operator(S, rng=0).passed
 
@@ -203,6 +203,6 @@ def test_dask_apply_refuses_a_sparse_matrix():
     ld = pytest.importorskip("linop.dask")
     A = OPERATORS["Conv2d"]
     with pytest.raises(TypeError, match="Unable to multiply a LinearOperator"):
-        ld.apply(A, sp.random_array(A.input_shape[1:], density=0.5, random_state=0))
+        ld.apply(A, sp.random_array(A.input_shape[1:], density=0.5, rng=np.random.default_rng(0)))
     with pytest.raises(TypeError, match="dtype object"):
         ld.apply_adjoint(A, np.full(A.output_shape, None, dtype=object))
