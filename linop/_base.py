@@ -39,6 +39,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr, transpose_csr
+from linop._validation import check_numeric_operand
 
 try:  # the symbolic phase of SciPy's sparse product: the exact nnz, no allocation
     from scipy.sparse._sparsetools import csr_matmat_maxnnz
@@ -234,6 +235,7 @@ class ShapedLinearOperator(LinearOperator):
         )
 
     def _shaped(self, a, shape_in, shape_out, kernel, name):
+        check_numeric_operand(a, name)
         a = np.asarray(a)
         nd = len(shape_in)
         if a.ndim < nd or a.shape[a.ndim - nd :] != shape_in:
@@ -250,6 +252,7 @@ class ShapedLinearOperator(LinearOperator):
 
     # -- the LinearOperator protocol, with messages that name the sizes ------------------
     def _check_operand(self, a, name: str, size: int, shape, columns: bool):
+        check_numeric_operand(a, f"the operand of {name}")
         a = np.asanyarray(a)
         ok = a.ndim == 2 and a.shape[0] == size if columns else a.shape in ((size,), (size, 1))
         if not ok:
@@ -308,6 +311,7 @@ class ShapedLinearOperator(LinearOperator):
             return ProductOperator([self, x])
         if is_scalar(x):
             return SumOperator([(x, self)])
+        check_numeric_operand(x, "the operand of dot")
         return super().dot(x)
 
     def _rdot(self, x):
@@ -315,6 +319,7 @@ class ShapedLinearOperator(LinearOperator):
             return ProductOperator([x, self])
         if is_scalar(x):
             return SumOperator([(x, self)])
+        check_numeric_operand(x, "the left operand")
         return super()._rdot(x)
 
     def __rmul__(self, x):

@@ -110,11 +110,13 @@ def _convert(module, shape, dtype, where):
         if mode in ("nearest", "nearest-exact", "area"):
             align = None
         size, factor = module.size, module.scale_factor
+        op = linop.Upsample(shape, size=size, scale_factor=factor, mode=mode,
+                            align_corners=align, dtype=dtype)
         if factor is not None and getattr(module, "recompute_scale_factor", None):
-            factors = factor if isinstance(factor, tuple) else (factor,) * (len(shape) - 1)
-            size, factor = tuple(int(np.floor(n * f)) for n, f in zip(shape[1:], factors)), None
-        return linop.Upsample(shape, size=size, scale_factor=factor, mode=mode,
-                              align_corners=align, dtype=dtype)
+            # the same output size, floor(n * factor), but read as a size (scale n_in/n_out)
+            op = linop.Upsample(shape, size=op.size, mode=mode, align_corners=align,
+                                dtype=dtype, bare=op.bare)
+        return op
     if name in ("AvgPool1d", "AvgPool2d", "AvgPool3d"):
         kwargs = dict(stride=module.stride, padding=module.padding, ceil_mode=module.ceil_mode,
                       count_include_pad=module.count_include_pad, dtype=dtype)
@@ -156,7 +158,10 @@ def from_torch(module, input_shape, *, dtype=None) -> ShapedLinearOperator:
     ----------
     module : torch.nn.Module
     input_shape : tuple of int
-        One sample's shape, ``(C, *spatial)`` (no batch axis).
+        One sample's shape, ``(C, *spatial)`` (no batch axis). Layers that
+        take a bare shape without the channel axis take it here too: pooling,
+        and up-sampling in ``linear``, ``bilinear``, ``bicubic`` and
+        ``trilinear`` mode (as `~linop.Upsample` decides).
     dtype : dtype, optional
         The dtype of the layers without weights (up-sampling, pooling,
         shuffles). Default: the dtype of the module's first parameter, else

@@ -24,6 +24,7 @@ import operator
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = [
     "MAX_SIZE",
@@ -31,6 +32,7 @@ __all__ = [
     "ParameterError",
     "ParameterTypeError",
     "ParameterValueError",
+    "SPARSE_OPERAND_MESSAGE",
     "as_bool",
     "as_choice",
     "as_count",
@@ -40,8 +42,10 @@ __all__ = [
     "as_shape",
     "as_weight",
     "check_groups",
+    "check_numeric_operand",
     "index_dtype",
     "is_int",
+    "is_sparse",
     "padding_pairs",
     "per_axis",
     "per_axis_real",
@@ -352,3 +356,59 @@ def as_operator_dtype(dtype, name: str = "dtype") -> np.dtype:
 def index_dtype(*extents: int) -> np.dtype:
     """int32 when every extent (sizes, stored entries) fits in it, else int64."""
     return np.dtype(np.int32 if max(extents, default=0) <= _INT32_MAX else np.int64)
+
+
+# -- operands of an operator ---------------------------------------------------------------
+#: SciPy's own words (``scipy.sparse.linalg.LinearOperator.matmat``) for a sparse operand.
+SPARSE_OPERAND_MESSAGE = ("Unable to multiply a LinearOperator with a sparse matrix. "
+                          "Wrap the matrix in aslinearoperator first.")
+
+
+def is_sparse(value) -> bool:
+    """A SciPy sparse matrix or array, or a PyData ``sparse`` array."""
+    if sp.issparse(value):
+        return True
+    return type(value).__module__.partition(".")[0] == "sparse" and hasattr(value, "shape")
+
+
+def check_numeric_operand(value, name: str) -> None:
+    """Refuse what an operator cannot multiply, before it is converted to an array.
+
+    A sparse matrix or array (which `numpy.asarray` would wrap into a 0-d object
+    array) raises a `ParameterTypeError` with SciPy's message and advice
+    (`SPARSE_OPERAND_MESSAGE`); an array or a string of a non-numeric dtype
+    (object, str, bytes, datetime, ...: anything but numbers and bools) raises one
+    that names the dtype. Anything else (lists, other array types) passes: its
+    dtype is checked once it is an array.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> check_numeric_operand(np.ones(3), "x")
+    >>> check_numeric_operand(sp.eye_array(3), "x")
+    Traceback (most recent call last):
+    ...
+    linop.ParameterTypeError: Unable to multiply a LinearOperator with a sparse matrix. \
+Wrap the matrix in aslinearoperator first. Got x: a 3x3 dia_array of float64.
+    >>> check_numeric_operand(np.array([None, 1.0]), "x")
+    Traceback (most recent call last):
+    ...
+    linop.ParameterTypeError: x is an array of dtype object, which is not numeric: an operator \
+multiplies numbers (or bools)
+    """
+    if is_sparse(value):
+        shape = "x".join(str(int(n)) for n in value.shape)
+        raise ParameterTypeError(
+            name, f"{SPARSE_OPERAND_MESSAGE} Got {name}: a {shape} {type(value).__name__} of "
+            f"{np.dtype(value.dtype)}.")
+    if isinstance(value, (str, bytes)):
+        dtype = np.asarray(value).dtype
+    else:
+        dtype = getattr(value, "dtype", None)
+        if not isinstance(dtype, np.dtype):
+            return
+    if dtype.kind not in "biufc":  # timedelta64 would pass np.issubdtype(dtype, np.number)
+        what = "a string" if isinstance(value, (str, bytes)) else "an array"
+        raise ParameterTypeError(
+            name, f"{name} is {what} of dtype {dtype}, which is not numeric: an operator "
+            f"multiplies numbers (or bools)")

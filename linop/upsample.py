@@ -16,6 +16,7 @@ from linop._sparse import canonical_csr
 from linop._validation import (
     ParameterTypeError,
     ParameterValueError,
+    as_bool,
     as_choice,
     as_operator_dtype,
     as_shape,
@@ -28,13 +29,15 @@ __all__ = ["Upsample"]
 _MODES_ANY = ("nearest", "nearest-exact", "area")
 _MODES_NDIM = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 MODES = _MODES_ANY + tuple(_MODES_NDIM)
+_FORMS = {1: "n", 2: "H, W", 3: "D, H, W"}
 
 
 class Upsample(ShapedLinearOperator):
-    r"""Interpolation of ``(C, *spatial)`` arrays as a sparse linear operator.
+    r"""Interpolation of ``(C, *spatial)`` (or bare spatial) arrays as a sparse linear operator.
 
     The operator equals ``torch.nn.functional.interpolate(x[None], size=size,
     scale_factor=scale_factor, mode=mode, align_corners=align_corners)[0]``
+    (``...(x[None, None], ...)[0, 0]`` for a bare ``input_shape``)
     (PyTorch's default ``recompute_scale_factor=None``, no antialiasing) for
     every mode, for up- and down-sampling alike. Each mode is separable: the
     operator is a Kronecker product of one sparse ``(n_out, n_in)`` matrix per
@@ -43,7 +46,8 @@ class Upsample(ShapedLinearOperator):
     Parameters
     ----------
     input_shape : tuple of int
-        ``(C, *spatial)`` with 1, 2 or 3 spatial axes.
+        ``(C, *spatial)`` with 1, 2 or 3 spatial axes, or the spatial sizes
+        alone (a *bare* shape, no channel axis; see ``bare``).
     size : int or tuple of int, optional
         Output spatial size, one value for every axis or one per axis.
     scale_factor : float or tuple of float, optional
@@ -59,11 +63,23 @@ class Upsample(ShapedLinearOperator):
     dtype : dtype, default float64
         float32, float64, complex64 or complex128. The float32 and complex64
         operators reproduce torch's float32 coordinate arithmetic.
+    bare : bool, optional
+        Whether ``input_shape`` has no channel axis. ``None`` (the default)
+        decides from the mode: ``linear``, ``bilinear``, ``bicubic`` and
+        ``trilinear`` fix the number of spatial axes (1, 2, 2, 3), so an
+        ``input_shape`` of exactly that many sizes is bare and one with one
+        more size has a channel axis first. ``nearest``, ``nearest-exact``
+        and ``area`` work on any number of axes, so for them ``None`` means
+        ``False`` (``(C, *spatial)``, as PyTorch's layout): pass
+        ``bare=True`` to interpolate spatial sizes alone.
 
     Attributes
     ----------
     input_shape, output_shape : tuple of int
-        ``(C, *spatial)`` and ``(C, *size)``.
+        ``(C, *spatial)`` and ``(C, *size)``, or ``spatial`` and ``size``
+        when bare.
+    bare : bool
+        True when ``input_shape`` has no channel axis (the resolved value).
     mode : str
     align_corners : bool or None
         The resolved value: ``False`` or ``True`` for the interpolating modes,
@@ -96,11 +112,11 @@ class Upsample(ShapedLinearOperator):
         Both or neither of ``size`` and ``scale_factor``; a non-positive size or
         scale factor, or one that gives an empty output; a wrong number of
         entries; an unknown mode or one that does not fit the number of spatial
-        axes; ``align_corners`` with ``nearest``, ``nearest-exact`` or ``area``;
-        a bad ``input_shape``.
+        axes (with the channel axis or without); ``align_corners`` with
+        ``nearest``, ``nearest-exact`` or ``area``; a bad ``input_shape``.
     TypeError
         Non-integer sizes, non-real scale factors, a non-bool ``align_corners``
-        or an unsupported ``dtype``.
+        a non-bool ``bare`` or an unsupported ``dtype``.
 
     See Also
     --------
@@ -138,7 +154,8 @@ class Upsample(ShapedLinearOperator):
 
     .. math:: A = I_C \otimes M_1 \otimes \dots \otimes M_d ,
 
-    in the C-order flattening of ``(C, *spatial)``; :meth:`tocsr` returns that
+    in the C-order flattening of ``(C, *spatial)`` (:math:`C = 1`, no
+    :math:`I_C`, when bare); :meth:`tocsr` returns that
     product, while :meth:`apply` and ``matvec`` apply the :math:`M_k` one axis
     at a time (cost :math:`O(\sum_k \mathrm{nnz}(M_k) \cdot N / n_k)` rather than
     :math:`O(\mathrm{nnz}(A))`). The adjoint applies the :math:`M_k^T`.
@@ -190,6 +207,18 @@ class Upsample(ShapedLinearOperator):
     array([[4., 4.],
            [4., 4.]])
 
+    A bare image, no channel axis: ``bilinear`` has two spatial axes, so a
+    shape of two sizes is the image itself. The nearest modes and ``area``
+    take ``bare=True`` for the same:
+
+    >>> op = linop.Upsample((2, 3), size=(3, 5), mode="bilinear")
+    >>> op.bare, op.output_shape
+    (True, (3, 5))
+    >>> linop.Upsample((2, 3), scale_factor=2, bare=True).output_shape
+    (4, 6)
+    >>> linop.Upsample((2, 3), scale_factor=2).output_shape       # (C, n): 2 channels
+    (2, 6)
+
     Down-sampling by area averaging (``scale_factor`` below 1):
 
     >>> op = linop.Upsample((1, 4), scale_factor=0.5, mode="area")
@@ -206,19 +235,33 @@ class Upsample(ShapedLinearOperator):
         mode: str = "nearest",
         align_corners: bool | None = None,
         dtype=np.float64,
+        bare: bool | None = None,
     ) -> None:
-        input_shape = as_shape(input_shape, ndims=(2, 3, 4),
-                               what="a tuple (C, *spatial) of ints with 1 to 3 spatial axes")
-        channels, spatial = input_shape[0], input_shape[1:]
-        d = len(spatial)
         dt = as_operator_dtype(dtype)
         mode = as_choice(mode, "mode", MODES)
         need = _MODES_NDIM.get(mode)
+        if bare is not None:
+            bare = as_bool(bare, "bare")
+        input_shape = as_shape(input_shape, ndims=(1, 2, 3, 4), what=(
+            "a tuple (C, *spatial) of ints with 1 to 3 spatial axes, or the spatial sizes "
+            "alone (bare)"))
+        if bare is None:  # only the interpolating modes say how many spatial axes they have
+            bare = need is not None and len(input_shape) == need
+        d = len(input_shape) - (0 if bare else 1)
         if need is not None and need != d:
+            form = _FORMS[need]
             raise ParameterValueError(
                 "mode", f"mode={mode!r} needs {need} spatial {'axes' if need > 1 else 'axis'}, "
-                f"got input_shape={input_shape!r} with {d}"
+                f"input_shape (C, {form}) or ({form}{',' if need == 1 else ''}), got "
+                f"input_shape={input_shape!r}" + (f" with bare={bare}" if len(input_shape) in (
+                    need, need + 1) else "")
             )
+        if not 1 <= d <= 3:
+            raise ParameterValueError(
+                "input_shape", f"input_shape must be (C, *spatial) with 1 to 3 spatial axes, or "
+                f"1 to 3 spatial sizes alone with bare=True; got {input_shape!r}"
+                f"{' with bare=True' if bare else ''}")
+        channels, spatial = (1, input_shape) if bare else (input_shape[0], input_shape[1:])
         if align_corners is not None and not isinstance(align_corners, (bool, np.bool_)):
             raise ParameterTypeError(
                 "align_corners", f"align_corners must be a bool or None, got {align_corners!r}")
@@ -255,9 +298,10 @@ class Upsample(ShapedLinearOperator):
         check_nbytes(
             sum(axis_taps_nbytes(mode, n, m, dt) for n, m in zip(spatial, out)),
             f"the 1-D interpolation tables of this Upsample ({input_shape} -> "
-            f"{(channels,) + out}, mode={mode!r})"
+            f"{out if bare else (channels,) + out}, mode={mode!r})"
         )
         self.mode = mode
+        self.bare = bare
         self.align_corners = align_corners
         self.size = out
         self.scale_factor = factors
@@ -272,7 +316,7 @@ class Upsample(ShapedLinearOperator):
         )
         # apply shrinking axes first: the intermediate arrays stay small
         self.axis_order = tuple(sorted(range(d), key=lambda k: out[k] / spatial[k]))
-        super().__init__(input_shape, (channels,) + out, dt)
+        super().__init__(input_shape, out if bare else (channels,) + out, dt)
 
     @property
     def matrices(self) -> tuple[sp.csr_array, ...]:
@@ -292,6 +336,8 @@ class Upsample(ShapedLinearOperator):
     # -- explicit matrix ------------------------------------------------------------
     def tocsr(self) -> sp.csr_array:
         """The explicit sparse matrix :math:`I_C \\otimes M_1 \\otimes \\dots \\otimes M_d`.
+
+        (:math:`M_1 \\otimes \\dots \\otimes M_d` when `bare`.)
 
         Returns
         -------
@@ -318,7 +364,8 @@ class Upsample(ShapedLinearOperator):
                [0.  , 0.25, 0.75],
                [0.  , 0.  , 1.  ]])
         """
-        nnz = self.input_shape[0] * math.prod(axis.taps.nnz for axis in self.axes)
+        channels = 1 if self.bare else self.input_shape[0]
+        nnz = channels * math.prod(axis.taps.nnz for axis in self.axes)
         check_nbytes(
             2 * csr_nbytes(nnz, self.shape[0], self.dtype, self.shape[1]),
             f"the explicit matrix of this Upsample ({self.shape[0]} x {self.shape[1]}, "
@@ -328,7 +375,6 @@ class Upsample(ShapedLinearOperator):
         a = matrices[0]
         for m in matrices[1:]:
             a = sp.kron(a, m, format="csr")
-        channels = self.input_shape[0]
         if channels > 1:
             a = sp.kron(sp.eye_array(channels, dtype=self.dtype, format="csr"), a, format="csr")
         return canonical_csr(a, self.dtype, copy=len(matrices) == 1 and channels == 1)
@@ -336,7 +382,7 @@ class Upsample(ShapedLinearOperator):
     # -- application ------------------------------------------------------------------
     def _through_axes(self, x: np.ndarray, shape, order, transpose: bool) -> np.ndarray:
         k = x.shape[-1]
-        x = x.reshape(shape + (k,))
+        x = x.reshape((1,) * self.bare + tuple(shape) + (k,))
         for a in order:
             x = self.axes[a].apply(x, 1 + a, transpose=transpose)
         return np.ascontiguousarray(x).reshape(-1, k)

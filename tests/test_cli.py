@@ -1174,7 +1174,7 @@ def test_check_memory_estimate_bounds_the_peak_of_other_operators(make):
     [
         (lambda: linop.Upsample((1, 4), size=0), "size", "--size"),
         (lambda: linop.Upsample((1, 4), scale_factor=-1.0), "scale_factor", "--scale-factor"),
-        (lambda: linop.Upsample((1, 4), size=2, mode="bicubic"), "mode", "--mode"),
+        (lambda: linop.Upsample((1, 4, 4, 4), size=2, mode="bicubic"), "mode", "--mode"),
         (lambda: linop.Upsample((1, 4), size=2, align_corners=True), "align_corners",
          "--align-corners"),
         (lambda: linop.AvgPool1d((1, 4), 0), "kernel_size", "--kernel-size"),

@@ -238,6 +238,11 @@ UPSAMPLE_CASES = [
     ((1, 17, 15), dict(size=(5, 6), mode="area"), (1, 4, 4)),
     ((1, 7, 6, 8), dict(scale_factor=(1.5, 2.0, 0.75), mode="trilinear"), (1, 2, 3, 3)),
     ((1, 7, 6, 5), dict(size=(9, 4, 10), mode="nearest"), (1, 3, 2, 2)),
+    # bare shapes, no channel axis (issue 20)
+    ((21,), dict(scale_factor=1.6, mode="linear"), (4,)),
+    ((13, 11), dict(size=(29, 17), mode="bicubic"), (3, 4)),
+    ((7, 6, 8), dict(scale_factor=(1.5, 2.0, 0.75), mode="trilinear"), (2, 3, 3)),
+    ((17, 15), dict(size=(5, 6), mode="area", bare=True), (4, 4)),
 ]
 
 

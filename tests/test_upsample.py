@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import doctest
+import math
+import pickle
 
 import numpy as np
 import pytest
@@ -434,11 +437,19 @@ def test_docstring_examples_run():
         (((1, 4),), dict(scale_factor=0.2), ValueError, "scale_factor=0.2"),
         (((1, 4, 4),), dict(scale_factor=(2, 2, 2)), ValueError, "scale_factor"),
         (((1, 4),), dict(scale_factor="2"), TypeError, "scale_factor"),
-        (((1, 4),), dict(size=8, mode="bilinear"), ValueError, "mode='bilinear'"),
-        (((1, 4),), dict(size=8, mode="bicubic"), ValueError, "mode='bicubic'"),
+        (((4,),), dict(size=8, mode="bilinear"), ValueError, "mode='bilinear'"),
+        (((4,),), dict(size=8, mode="bicubic"), ValueError, "mode='bicubic'"),
         (((1, 4, 4),), dict(size=8, mode="linear"), ValueError, "mode='linear'"),
-        (((1, 4, 4),), dict(size=8, mode="trilinear"), ValueError, "mode='trilinear'"),
+        (((4, 4),), dict(size=8, mode="trilinear"), ValueError, "mode='trilinear'"),
         (((1, 4, 4, 4),), dict(size=8, mode="bilinear"), ValueError, "mode='bilinear'"),
+        # bare shapes (no channel axis) must fit the mode as well
+        (((1, 4),), dict(size=8, mode="bilinear", bare=False), ValueError, "bare=False"),
+        (((2, 4),), dict(size=8, mode="linear", bare=True), ValueError, "bare=True"),
+        (((1, 4, 4),), dict(size=8, mode="bilinear", bare=True), ValueError, "mode='bilinear'"),
+        (((1, 2, 2, 2),), dict(size=8, bare=True), ValueError, "input_shape"),
+        (((4,),), dict(size=8, mode="area"), ValueError, "bare=True"),
+        (((4,),), dict(size=8, bare="yes"), TypeError, "bare"),
+        (((4,),), dict(size=8, bare=1), TypeError, "bare"),
         (((1, 4),), dict(size=8, mode="cubic"), ValueError, "mode"),
         (((1, 4),), dict(size=8, align_corners=True), ValueError, "align_corners"),
         (((1, 4),), dict(size=8, mode="nearest-exact", align_corners=False), ValueError,
@@ -490,3 +501,132 @@ def test_gathered_and_sparse_application_agree_bit_for_bit(mode, factor, rng):
     y[0, 1, 0] = np.inf
     expected_adjoint = (m.T @ y.reshape(-1, op.output_shape[-1]).T).T.reshape(3, 2, 7)
     np.testing.assert_array_equal(op.apply_adjoint(y), expected_adjoint)
+
+
+# -- bare shapes: no channel axis (issue 20) ------------------------------------------------
+# linear, bilinear, bicubic and trilinear fix the number of spatial axes, so a shape with
+# exactly that many sizes is bare; nearest, nearest-exact and area take bare=True.
+BARE_CONFIGS = [
+    pytest.param(spatial, kw, mode, ac,
+                 dict(bare=True) if mode in ("nearest", "nearest-exact", "area") else {},
+                 id=f"{mode}-{spatial}-{kw}-ac{ac}")
+    for spatial, kw, mode, ac in (p.values for p in ALL_CONFIGS[::4])
+]
+
+
+@pytest.mark.parametrize("spatial, kw, mode, ac, bare", BARE_CONFIGS)
+def test_bare_shape_matches_reference(spatial, kw, mode, ac, bare, rng):
+    op = Upsample(spatial, mode=mode, align_corners=ac, **bare, **kw)
+    assert op.bare is True
+    out = ref.output_size(spatial, **kw)
+    assert op.input_shape == spatial and op.output_shape == out
+    assert op.shape == (math.prod(out), math.prod(spatial))
+    x = rng.standard_normal((3,) + spatial)
+    want = ref.interpolate(x[:, None], mode=mode, align_corners=ac, **kw)[:, 0]
+    np.testing.assert_allclose(op.apply(x), want, rtol=1e-12, atol=1e-12)  # a batch of 3
+    np.testing.assert_allclose(op.apply(x[0]), want[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op @ x[1].ravel(), want[1].ravel(), rtol=1e-12, atol=1e-12)
+    dense = ref.interpolate_matrix((1,) + spatial, mode=mode, align_corners=ac, **kw)
+    a = op.tocsr()
+    assert_csr(a, np.float64)
+    np.testing.assert_allclose(a.toarray(), dense, rtol=1e-12, atol=1e-13)
+    # .T and .H: shaped, with the transposed matrix, and the adjoint of the reference
+    y = rng.standard_normal((2,) + out)
+    for view in (op.T, op.H):
+        assert view.input_shape == out and view.output_shape == spatial
+        np.testing.assert_allclose(view.apply(y), (y.reshape(2, -1) @ dense).reshape(
+            (2,) + spatial), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(view.tocsr().toarray(), dense.T, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(op.apply_adjoint(y[0]), op.H.apply(y[0]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape, kw, bare, expected", [
+    ((5, 6), dict(mode="bilinear"), None, True),
+    ((5, 6), dict(mode="bicubic"), None, True),
+    ((3, 5, 6), dict(mode="bilinear"), None, False),
+    ((7,), dict(mode="linear"), None, True),
+    ((2, 7), dict(mode="linear"), None, False),
+    ((4, 5, 6), dict(mode="trilinear"), None, True),
+    ((1, 4, 5, 6), dict(mode="trilinear"), None, False),
+    ((5, 6), dict(mode="nearest"), None, False),      # (C, n), as before
+    ((5, 6), dict(mode="nearest"), True, True),
+    ((5, 6), dict(mode="area"), False, False),
+    ((5, 6), dict(mode="nearest-exact"), True, True),
+    ((5, 6), dict(mode="bilinear"), True, True),
+    ((3, 5, 6), dict(mode="bilinear"), False, False),
+])
+def test_bare_is_resolved_from_the_mode(shape, kw, bare, expected):
+    op = Upsample(shape, scale_factor=2, bare=bare, **kw)
+    assert op.bare is expected
+    spatial = shape if expected else shape[1:]
+    size = tuple(2 * n for n in spatial)
+    assert op.size == size
+    assert op.output_shape == (size if expected else shape[:1] + size)
+
+
+def test_bare_and_channel_forms_agree_channel_by_channel(rng):
+    # the channel form is the bare operator on every channel: I_C kron A_bare
+    bare = Upsample((4, 5), size=(7, 3), mode="bicubic", align_corners=True)
+    chan = Upsample((3, 4, 5), size=(7, 3), mode="bicubic", align_corners=True)
+    x = rng.standard_normal((3, 4, 5))
+    want = ref.interpolate(x[None], size=(7, 3), mode="bicubic", align_corners=True)[0]
+    np.testing.assert_allclose(np.stack([bare.apply(c) for c in x]), want, atol=1e-12)
+    np.testing.assert_allclose(chan.apply(x), want, atol=1e-12)
+    np.testing.assert_allclose(chan.tocsr().toarray(),
+                               np.kron(np.eye(3), bare.tocsr().toarray()), atol=0)
+
+
+def test_bare_operator_pickles_and_copies(rng):
+    op = Upsample((6, 5), scale_factor=1.5, mode="area", bare=True)
+    x = rng.standard_normal((6, 5))
+    want = ref.interpolate(x[None, None], scale_factor=1.5, mode="area")[0, 0]
+    for other in (pickle.loads(pickle.dumps(op)), copy.deepcopy(op)):
+        assert other.bare is True and other.input_shape == (6, 5)
+        np.testing.assert_allclose(other.apply(x), want, rtol=1e-12, atol=1e-12)
+        dense = ref.interpolate_matrix((1, 6, 5), scale_factor=1.5, mode="area")
+        np.testing.assert_allclose(other.H.apply(other.apply(x)),
+                                   (dense.T @ dense @ x.ravel()).reshape(6, 5),
+                                   rtol=1e-12, atol=1e-12)
+    assert linop.dottest(op, rng=1).passed
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("shape, kw", [
+    ((5, 6), dict(scale_factor=1.5, mode="bilinear")),
+    ((5, 6), dict(size=(9, 4), mode="bicubic", align_corners=True)),
+    ((11,), dict(scale_factor=0.6, mode="linear")),
+    ((3, 4, 5), dict(scale_factor=(2, 0.5, 1.5), mode="trilinear")),
+    ((7, 6), dict(scale_factor=1.7, mode="nearest-exact", bare=True)),
+    ((7, 6), dict(size=(3, 4), mode="area", bare=True)),
+])
+def test_bare_shape_matches_torch_live(shape, kw, rng, torch_one_thread):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    kw = dict(kw)
+    bare = kw.pop("bare", None)
+    op = Upsample(shape, bare=bare, **kw)
+    x = rng.standard_normal((2,) + shape)
+    want = F.interpolate(torch.from_numpy(x)[:, None], **kw)[:, 0].numpy()
+    np.testing.assert_allclose(op.apply(x), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("module_kw", [
+    dict(scale_factor=1.5, mode="bilinear"),
+    dict(scale_factor=1.7, mode="bicubic", recompute_scale_factor=True),
+    dict(size=(4, 9), mode="bilinear", align_corners=True),
+])
+def test_from_torch_on_a_bare_shape(module_kw, rng, torch_one_thread):
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Upsample(**module_kw)
+    op = linop.from_torch(module, (5, 6))
+    assert op.bare is True and op.input_shape == (5, 6)
+    x = rng.standard_normal((5, 6))
+    want = module(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert op.output_shape == want.shape
+    np.testing.assert_allclose(op.apply(x), want, rtol=1e-12, atol=1e-12)
+    y = rng.standard_normal(want.shape)
+    xt = torch.from_numpy(x)[None, None].requires_grad_(True)
+    (module(xt) * torch.from_numpy(y)).sum().backward()  # the adjoint, by autograd
+    np.testing.assert_allclose(op.apply_adjoint(y), xt.grad[0, 0].numpy(), rtol=1e-12,
+                               atol=1e-12)

@@ -210,7 +210,8 @@ CHECK_SYNTAX = """\
                      --out-channels; --transpose, --stride, --padding, --dilation,
                      --groups, --padding-mode, --output-padding, --method
     upsample         F.interpolate: --size or --scale-factor, --mode, --align-corners;
-                     SHAPE is C,*spatial (1 to 3 spatial sizes)
+                     SHAPE is C,*spatial (1 to 3 spatial sizes), or only the
+                     spatial sizes for linear (1), bilinear, bicubic (2), trilinear (3)
     avg-pool         F.avg_pool1d/2d/3d: --kernel-size (required), --stride (default:
                      the kernel size), --padding, --ceil-mode, --count-include-pad,
                      --divisor-override; SHAPE is C,*spatial, or only the spatial

@@ -76,6 +76,7 @@ from scipy.sparse.linalg import LinearOperator
 
 import linop
 from linop._base import ShapedLinearOperator
+from linop._validation import check_numeric_operand
 from linop.dask._batch import batch, flat_batch
 from linop.dask._cache import clear_cache, set_cache_size
 from linop.dask._conv import CONV_CLASSES, conv_spatial, spatially_chunked
@@ -181,8 +182,10 @@ def apply_adjoint(op, y):
 def _dispatch(op, a, adjoint):
     if not isinstance(op, LinearOperator):
         raise TypeError(f"op must be a scipy.sparse.linalg.LinearOperator, got {type(op)!r}")
-    a = a if isinstance(a, da.Array) else da.asarray(a)
     name = "y" if adjoint else "x"
+    if not isinstance(a, da.Array):
+        check_numeric_operand(a, name)  # a sparse matrix: SciPy's TypeError, not a 0-d array
+        a = da.asarray(a)
     if not isinstance(op, ShapedLinearOperator):
         return flat_batch(op, a, adjoint, name)
     shape_in, shape_out = (

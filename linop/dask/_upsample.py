@@ -16,7 +16,8 @@ __all__ = ["upsample_spatial"]
 def upsample_spatial(op: linop.Upsample, a, nb, adjoint, dtype):
     """Interpolation as one sparse 1-D matrix per spatial axis, axis after axis.
 
-    Channels do not mix, so the channel and batch axes keep their chunks.
+    Channels do not mix, so the channel and batch axes keep their chunks (a
+    bare operator, ``op.bare``, has no channel axis).
     Along each spatial axis every output chunk reads a contiguous input
     range (the rows' columns), sliced from the Dask array: that slice is
     the chunk's halo. The matrices are PyTorch's taps (``op.axes[k].taps``),
@@ -26,8 +27,9 @@ def upsample_spatial(op: linop.Upsample, a, nb, adjoint, dtype):
     order = list(op.axis_order)
     if adjoint:
         order = order[::-1]
+    first = nb + (0 if op.bare else 1)  # the first spatial axis of ``a``
     for k in order:
-        a = _along_axis(a, nb + 1 + k, mats[k], dtype)
+        a = _along_axis(a, first + k, mats[k], dtype)
     return a
 
 

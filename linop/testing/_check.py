@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, aslinearoperator
+from scipy.sparse.linalg import LinearOperator
 
 from linop._validation import ParameterValueError, as_count, as_int
 from linop.testing._dottest import (
     OperatorCallError,
     accumulation_dtype,
     as_generator,
+    as_operator,
     call_operator,
     check_tolerance,
     default_rtol,
@@ -612,7 +613,9 @@ def check_operator(
     ValueError, TypeError
         For an unknown check name in ``skip``, a bad ``n_trials``,
         ``max_dense``, tolerance or ``rng``: linop's `ParameterValueError` /
-        `ParameterTypeError`, whose ``parameter`` names the argument.
+        `ParameterTypeError`, whose ``parameter`` names the argument. Also a
+        `ParameterTypeError` for an ``op`` that is a sparse vector (1-D) or
+        has a dtype that is not numeric (objects, strings).
 
     See Also
     --------
@@ -669,7 +672,7 @@ def check_operator(
     >>> print(report["rmatvec"])
     [FAIL] rmatvec    rmatvec of a (50,) float64 vector returned shape (51,), expected (50,)
     """
-    op = aslinearoperator(op)
+    op = as_operator(op)
     skip = set(skip)
     unknown = skip - set(CHECKS)
     if unknown:

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
-from linop._validation import ParameterTypeError, ParameterValueError, as_count
+from linop._validation import ParameterTypeError, ParameterValueError, as_count, is_sparse
 
 __all__ = ["DotTestResult", "DotTestTrial", "default_rtol", "dottest"]
 
@@ -18,6 +18,28 @@ SAFETY = 10.0
 
 
 # -- helpers shared with _check ------------------------------------------------
+def as_operator(op) -> LinearOperator:
+    """``aslinearoperator(op)``; a `ParameterTypeError` for what is no operator of numbers.
+
+    A sparse matrix is an operator, but a sparse *vector* (a 1-D sparse
+    array) is not, and neither is an array of objects or strings: SciPy would
+    wrap or build them and the checks would fail for a reason that is not the
+    operator's.
+    """
+    if is_sparse(op) and len(op.shape) != 2:
+        raise ParameterTypeError(
+            "op", f"op must be a LinearOperator or a 2-D array or sparse matrix, got a "
+            f"{len(op.shape)}-D {type(op).__name__} of shape {tuple(op.shape)}: a sparse "
+            f"vector is what an operator multiplies, not an operator")
+    op = aslinearoperator(op)
+    dtype = getattr(op, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind not in "biufc":
+        raise ParameterTypeError(
+            "op", f"op has dtype {dtype}, which is not numeric: the checks need an operator "
+            f"of numbers (or bools)")
+    return op
+
+
 def vector_dtype(dtype) -> np.dtype:
     """The dtype of the random test vectors for an operator of dtype ``dtype``.
 
@@ -495,7 +517,8 @@ def dottest(
     TypeError, ValueError
         For an argument that is not an operator, a bad tolerance, ``n_trials``
         or ``rng`` (linop's `ParameterTypeError` / `ParameterValueError`,
-        naming the parameter, for the last three).
+        naming the parameter, for the last three); a `ParameterTypeError` for
+        a sparse vector (1-D) or an operator whose dtype is not numeric.
 
     See Also
     --------
@@ -569,7 +592,7 @@ def dottest(
     ...
     """
     n_trials = as_count(n_trials, "n_trials")
-    op = aslinearoperator(op)
+    op = as_operator(op)
     gen = as_generator(rng)
     vdtype = vector_dtype(op.dtype)
     rtol = default_rtol(vdtype, op.shape) if rtol is None else check_tolerance("rtol", rtol)
