@@ -37,8 +37,10 @@ from linop._conv.im2col import PATCH_BUFFER_BYTES
 from linop._conv.toeplitz import explicit_matrix_nbytes, explicit_matrix_nnz
 from linop._memory import get_memory_limit
 from linop._threads import num_threads
+from linop._torch_engine.runtime import torch_loaded
 
-__all__ = ["APPLICATIONS", "AUTO_MATRIX_BYTES", "COSTS", "Estimate", "Plan", "Work", "estimate",
+__all__ = ["APPLICATIONS", "AUTO_MATRIX_BYTES", "COSTS", "TORCH_COSTS", "Estimate", "Plan", "Work",
+           "estimate", "torch_work",
            "make_plan", "work"]
 
 #: The number of applications "auto" expects an operator to serve: an
@@ -107,6 +109,7 @@ class Estimate:
     memory: int
     eligible: bool = True
     note: str = ""
+    engine: str = "numpy"
 
     __module__ = "linop"  # public as linop.Estimate
 
@@ -129,10 +132,15 @@ class Plan:
         ``"auto"`` (the least expected time among the eligible methods) or
         ``"user"`` (``method=`` was given).
     estimates : tuple of Estimate
-        One per method.
+        One per method and engine.
     applications : int
         The number of applications the expected times assume
         (`APPLICATIONS`).
+    engine : str
+        The engine in use, ``"numpy"`` or ``"torch"``.
+    engine_chosen_by : str
+        ``"auto"`` (``engine="auto"``: the least expected time, torch only
+        when it is imported already) or ``"user"``.
 
     Examples
     --------
@@ -150,22 +158,34 @@ class Plan:
     chosen_by: str
     estimates: tuple[Estimate, ...]
     applications: int = APPLICATIONS
+    engine: str = "numpy"
+    engine_chosen_by: str = "user"
 
     __module__ = "linop"  # public as linop.Plan
 
-    def __getitem__(self, method: str) -> Estimate:
-        return next(e for e in self.estimates if e.method == method)
+    def __getitem__(self, key) -> Estimate:
+        """The estimate of a method: ``plan["fft"]`` (on the plan's engine, else NumPy's)
+        or ``plan["torch", "im2col"]``."""
+        if isinstance(key, tuple):
+            engine, method = key
+            return next(e for e in self.estimates if e.method == method and e.engine == engine)
+        found = [e for e in self.estimates if e.method == key]
+        return next((e for e in found if e.engine == self.engine), found[0])
 
     def __str__(self) -> str:
         why = (f"least expected time over {self.applications} applications"
                if self.chosen_by == "auto" else "requested with method=")
-        header = (f"  {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
+        engine_why = ("engine chosen by auto" if self.engine_chosen_by == "auto"
+                      else "engine requested with engine=")
+        header = (f"  {'engine':<6} {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
                   f"{'expected':>10}  note")
-        lines = [f"method {self.method}, chosen by {self.chosen_by}: {why}", header]
+        lines = [f"method {self.method} on {self.engine} ({engine_why}), method chosen by "
+                 f"{self.chosen_by}: {why}", header]
         for e in self.estimates:
-            mark = "*" if e.method == self.method else " "
+            mark = "*" if (e.method, e.engine) == (self.method, self.engine) else " "
             lines.append(
-                f"{mark} {e.method:<9} {_seconds(e.build):>10} {_seconds(e.apply):>10} "
+                f"{mark} {e.engine:<6} {e.method:<9} {_seconds(e.build):>10} "
+                f"{_seconds(e.apply):>10} "
                 f"{_bytes(e.memory):>10} {_seconds(e.expected(self.applications)):>10}  "
                 + ("" if e.eligible else "not eligible: ") + e.note)
         return "\n".join(lines)
@@ -201,15 +221,17 @@ class Work:
     memory: int
     eligible: bool = True
     note: str = ""
+    engine: str = "numpy"
 
     def estimate(self, costs: dict | None = None) -> Estimate:
-        costs = COSTS if costs is None else costs
+        if costs is None:
+            costs = TORCH_COSTS if self.engine == "torch" else COSTS
 
         def seconds(units):
             return sum(n * costs[name] for name, n in units.items())
 
         return Estimate(self.method, seconds(self.build), seconds(self.apply), self.memory,
-                        self.eligible, self.note)
+                        self.eligible, self.note, self.engine)
 
 
 def _sizes(weight: np.ndarray, geometry: ConvGeometry, groups: int):
@@ -283,23 +305,92 @@ _WORK = {"toeplitz": _toeplitz, "im2col": _im2col, "fft": _fft}
 
 
 def work(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Work, ...]:
-    """The work of every method for a convolution."""
+    """The work of every NumPy method for a convolution."""
     return tuple(f(weight, geometry, groups) for f in _WORK.values())
 
 
 def estimate(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Estimate, ...]:
-    """The estimates of every method for a convolution."""
+    """The estimates of every NumPy method for a convolution."""
     return tuple(w.estimate() for w in work(weight, geometry, groups))
 
 
+# -- the torch engine -------------------------------------------------------------------------
+#: Seconds per unit of work of the torch engine on the CPU (torch 2.13, 2 threads), fitted by
+#: ``benchmarks/calibrate_torch.py`` to ``torch.nn.functional.conv*d`` and
+#: ``conv_transpose*d`` timings (forward and adjoint averaged) of NumPy inputs, wrapping
+#: included. Per real multiply-add by precision: torch's float64 convolutions run on plain
+#: loops and are many times slower than its float32 ones; depthwise convolutions
+#: (one input channel per group) run a slower kernel per multiply-add than dense ones.
+TORCH_COSTS = {
+    "call": 4.0e-05,               # a call: wrapping, dispatch, output allocation
+    "flop_float32": 2.0e-11,       # a multiply-add of a dense float32 convolution
+    "flop_float64": 2.0e-10,       # ... float64
+    "depthwise_flop_float32": 2.0e-10,  # a multiply-add of a depthwise float32 convolution
+    "depthwise_flop_float64": 4.0e-10,  # ... float64
+    "byte": 1.0e-10,               # input, output (and padded copy), per byte
+    "csr_byte": 1.0e-10,           # torch's sparse product, per byte of the matrix
+    "csr_build_entry": COSTS["csr_build_entry"],  # the matrix is built by NumPy's code
+    "csr_transpose_entry": COSTS["csr_transpose_entry"],
+}
+
+
+def _torch_conv(weight, geometry, groups) -> Work:
+    c_out, cin_g, c_in, n_out, padded, taps, itemsize, cplx = _sizes(weight, geometry, groups)
+    precision = "float64" if itemsize // (2 if cplx else 1) == 8 else "float32"
+    kind = "depthwise_" if cin_g == 1 and groups > 1 else ""
+    flops = c_out * cin_g * taps * n_out * (4 if cplx else 1)
+    data = (c_in * (padded + math.prod(geometry.input_size)) + c_out * n_out) * itemsize
+    return Work("im2col", {}, {"call": 1, f"{kind}flop_{precision}": flops, "byte": data},
+                c_in * padded * itemsize, True,
+                "torch.nn.functional.conv" + f"{geometry.ndim}d and conv_transpose"
+                f"{geometry.ndim}d", engine="torch")
+
+
+def _torch_csr(weight, geometry, groups) -> Work:
+    numpy = _toeplitz(weight, geometry, groups)
+    *_, itemsize, cplx = _sizes(weight, geometry, groups)
+    nnz = explicit_matrix_nnz(weight, geometry)
+    return Work("toeplitz", numpy.build, {"call": 1, "csr_byte": nnz * (itemsize + 4)},
+                numpy.memory, False, "torch.sparse_csr_tensor (on request only)",
+                engine="torch")
+
+
+def torch_work(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Work, ...]:
+    """The work of every torch method for a convolution."""
+    return _torch_conv(weight, geometry, groups), _torch_csr(weight, geometry, groups)
+
+
 def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
-              method: str = "auto") -> Plan:
-    """The plan of a convolution: ``method`` if given, else the least expected time."""
-    estimates = estimate(weight, geometry, groups)
+              method: str = "auto", engine: str = "numpy") -> Plan:
+    """The plan of a convolution: the engine and method if given, else the least expected time.
+
+    ``engine="auto"`` considers the torch engine only when torch is imported
+    in the process already (nothing imports it here).
+    """
+    numpy_estimates = estimate(weight, geometry, groups)
+    torch_estimates = tuple(w.estimate() for w in torch_work(weight, geometry, groups))
+    estimates = numpy_estimates + torch_estimates
+    engine_by = "user"
+    if engine == "auto":
+        engine_by = "auto"
+        engine = "numpy"
+        if torch_loaded():
+            numpy_best = _best(numpy_estimates, method)
+            torch_best = _best(torch_estimates, method)
+            if torch_best is not None and (numpy_best is None or torch_best.expected()
+                                           < numpy_best.expected()):
+                engine = "torch"
+    pool = torch_estimates if engine == "torch" else numpy_estimates
     if method != "auto":
-        return Plan(method, "user", estimates)
+        return Plan(method, "user", estimates, engine=engine, engine_chosen_by=engine_by)
+    best = _best(pool, method)
+    return Plan(best.method, "auto", estimates, engine=engine, engine_chosen_by=engine_by)
+
+
+def _best(estimates, method: str):
+    """The estimate "auto" takes (or the one of ``method``); None if the engine lacks it."""
+    if method != "auto":
+        return next((e for e in estimates if e.method == method), None)
     eligible = [e for e in estimates if e.eligible] or [
         next(e for e in estimates if e.method == "im2col")]
-    best = min(eligible, key=lambda e: e.expected())
-    return Plan(best.method, "auto", estimates)
-
+    return min(eligible, key=lambda e: e.expected())
