@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
+from linop._layer_engine import LayerEngine
 from linop._interp.axis import AxisInterpolation
 from linop._interp.matrices import axis_taps, axis_taps_nbytes
 from linop._memory import check_nbytes, csr_nbytes
@@ -30,7 +31,7 @@ _MODES_NDIM = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 MODES = _MODES_ANY + tuple(_MODES_NDIM)
 
 
-class Upsample(ShapedLinearOperator):
+class Upsample(LayerEngine, ShapedLinearOperator):
     r"""Interpolation of ``(C, *spatial)`` arrays as a sparse linear operator.
 
     The operator equals ``torch.nn.functional.interpolate(x[None], size=size,
@@ -59,6 +60,11 @@ class Upsample(ShapedLinearOperator):
     dtype : dtype, default float64
         float32, float64, complex64 or complex128. The float32 and complex64
         operators reproduce torch's float32 coordinate arithmetic.
+    engine : {"auto", "numpy", "torch"}, default "auto"
+        Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+        memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+        faster on the CPU). Tensors are computed by torch on their device
+        whatever the engine.
 
     Attributes
     ----------
@@ -206,6 +212,7 @@ class Upsample(ShapedLinearOperator):
         mode: str = "nearest",
         align_corners: bool | None = None,
         dtype=np.float64,
+        engine="auto",
     ) -> None:
         input_shape = as_shape(input_shape, ndims=(2, 3, 4),
                                what="a tuple (C, *spatial) of ints with 1 to 3 spatial axes")
@@ -273,6 +280,7 @@ class Upsample(ShapedLinearOperator):
         # apply shrinking axes first: the intermediate arrays stay small
         self.axis_order = tuple(sorted(range(d), key=lambda k: out[k] / spatial[k]))
         super().__init__(input_shape, (channels,) + out, dt)
+        self._set_engine(engine)
 
     @property
     def matrices(self) -> tuple[sp.csr_array, ...]:
@@ -342,10 +350,14 @@ class Upsample(ShapedLinearOperator):
         return np.ascontiguousarray(x).reshape(-1, k)
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("A", x)
         return self._through_axes(x, self.input_shape, self.axis_order, False)
 
     def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
         # the weights are real: the Hermitian adjoint is the plain transpose
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         return self._through_axes(y, self.output_shape, self.axis_order[::-1], True)
 
     _apply_transpose_cols = _apply_adjoint_cols
