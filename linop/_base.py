@@ -144,8 +144,7 @@ class ShapedLinearOperator(LinearOperator):
         """A kind of product of NumPy columns by the torch kernel (``engine="torch"``)."""
         from linop._torch_engine.tensors import numpy_columns, shapes
 
-        n_out = math.prod(shapes(self, kind)[1])
-        return numpy_columns(self._torch_kernel(kind), cols, n_out)
+        return numpy_columns(self._torch_kernel(kind), cols, *shapes(self, kind))
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -392,6 +391,14 @@ class ShapedLinearOperator(LinearOperator):
         return SumOperator([(-1, self)])
 
 
+#: The kind of product of ``A`` behind each kind of its view, by (transposed, conjugated).
+_KIND_OF_BASE = {
+    (True, False): {"A": "AT", "AH": "conjA", "AT": "A", "conjA": "AH"},
+    (False, True): {"A": "conjA", "AH": "AT", "AT": "AH", "conjA": "A"},
+    (True, True): {"A": "AH", "AH": "A", "AT": "conjA", "conjA": "AT"},
+}
+
+
 class OperatorView(ShapedLinearOperator):
     """``A^T``, ``conj(A)`` or ``A^H`` of a shaped operator ``A``, itself shaped.
 
@@ -439,12 +446,6 @@ class OperatorView(ShapedLinearOperator):
             (True, True): (b._apply_adjoint_cols, b._apply_cols),
         }[self.transposed, self.conjugated]
 
-    #: The base's kind of product behind each of the view's, by (transposed, conjugated).
-    _KIND_OF_BASE = {
-        (True, False): {"A": "AT", "AH": "conjA", "AT": "A", "conjA": "AH"},
-        (False, True): {"A": "conjA", "AH": "AT", "AT": "AH", "conjA": "A"},
-        (True, True): {"A": "AH", "AH": "A", "AT": "conjA", "conjA": "AT"},
-    }
 
     @property
     def engine(self) -> str:
@@ -453,7 +454,7 @@ class OperatorView(ShapedLinearOperator):
     def _torch_kernel(self, kind):
         from linop._torch_engine.tensors import run
 
-        base_kind = self._KIND_OF_BASE[self.transposed, self.conjugated][kind]
+        base_kind = _KIND_OF_BASE[self.transposed, self.conjugated][kind]
         return lambda t: run(self.base, base_kind, t)
 
     def _apply_cols(self, x):
@@ -711,7 +712,7 @@ class SumOperator(ShapedLinearOperator):
         total = None
         for c, op in self.terms:
             term = apply(op, x)
-            coefficient = np.conj(c) if conjugate else c
+            coefficient = c.conjugate() if conjugate else c
             term = term * coefficient if coefficient != 1 else term
             total = term.astype(self.dtype, copy=False) if total is None else total + term
         return total
@@ -730,7 +731,7 @@ class SumOperator(ShapedLinearOperator):
             total = None
             for c, op in self.terms:
                 term = run(op, kind, t)
-                c = np.conj(c) if conjugate else c
+                c = c.conjugate() if conjugate else c
                 c = complex(c) if np.iscomplexobj(c) else float(c)
                 if c != 1:
                     term = term * (c.real if isinstance(c, complex) and not term.is_complex()
@@ -750,7 +751,7 @@ class SumOperator(ShapedLinearOperator):
         return SumOperator([(c, op.T) for c, op in self.terms])
 
     def _adjoint(self):
-        return SumOperator([(np.conj(c), op.H) for c, op in self.terms])
+        return SumOperator([(c.conjugate(), op.H) for c, op in self.terms])
 
     @property
     def tocsr(self):

@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
-from linop._layer_engine import LayerEngine
 from linop._conv import padding as _padding
+from linop._layer_engine import LayerEngine
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr
 from linop._validation import (

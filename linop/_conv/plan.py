@@ -179,8 +179,9 @@ class Plan:
                       else "engine requested with engine=")
         header = (f"  {'engine':<6} {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
                   f"{'expected':>10}  note")
-        lines = [f"method {self.method} on {self.engine} ({engine_why}), method chosen by "
-                 f"{self.chosen_by}: {why}", header]
+        title = (f"method {self.method} on {self.engine} ({engine_why}), method chosen by "
+                 f"{self.chosen_by}: {why}")
+        lines = [title, header]
         for e in self.estimates:
             mark = "*" if (e.method, e.engine) == (self.method, self.engine) else " "
             lines.append(
@@ -348,7 +349,7 @@ def _torch_conv(weight, geometry, groups) -> Work:
 
 def _torch_csr(weight, geometry, groups) -> Work:
     numpy = _toeplitz(weight, geometry, groups)
-    *_, itemsize, cplx = _sizes(weight, geometry, groups)
+    itemsize = _sizes(weight, geometry, groups)[6]
     nnz = explicit_matrix_nnz(weight, geometry)
     return Work("toeplitz", numpy.build, {"call": 1, "csr_byte": nnz * (itemsize + 4)},
                 numpy.memory, False, "torch.sparse_csr_tensor (on request only)",

@@ -25,6 +25,7 @@ copying, and returns NumPy arrays.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -149,7 +150,12 @@ class TorchConv:
         with precise(x.device):
             if not self._inline:
                 x = pad(x, g.padding, g.padding_mode)
-            return conv(x, w, None, g.stride, self._conv_padding, g.dilation, self.groups)
+            y = conv(x, w, None, g.stride, self._conv_padding, g.dilation, self.groups)
+        if tuple(y.shape[2:]) != g.output_size:
+            # the geometry of a transposed convolution whose output_padding is at least its
+            # stride (torch allows up to the dilation): A is the convolution's first outputs
+            y = y[(slice(None), slice(None)) + tuple(slice(0, m) for m in g.output_size)]
+        return y
 
     def _conv_t(self, y, conjugate: bool):
         g = self.geometry
@@ -246,11 +252,13 @@ class TorchCSRMethod:
             if conjugate:
                 m = m.conj()
             index = torch.int64 if m.indices.dtype == np.int64 else torch.int32
-            return torch.sparse_csr_tensor(
-                torch.from_numpy(m.indptr.astype(m.indices.dtype)).to(index),
-                torch.from_numpy(m.indices).to(index),
-                torch.from_numpy(np.asarray(m.data, dtype=dtype)),
-                size=m.shape)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.sparse_csr_tensor(
+                    torch.from_numpy(m.indptr.astype(m.indices.dtype)).to(index),
+                    torch.from_numpy(m.indices).to(index),
+                    torch.from_numpy(np.asarray(m.data, dtype=dtype)),
+                    size=m.shape, check_invariants=False)
 
         return self._memo.get((transposed, conjugate, np.dtype(dtype)), build)
 

@@ -68,7 +68,7 @@ def _numpy_kernel(op, kind, t):
             f"{type(op).__name__} has no torch kernels, so it serves tensors on the CPU only; "
             f"got a tensor on {t.device} (move it with .cpu(), or give the operator torch "
             f"kernels)")
-    shape_in, shape_out = shapes(op, kind)
+    shape_out = shapes(op, kind)[1]
     k = t.shape[0]
     cols = t.detach().reshape(k, -1).numpy().T
     kernels = {"A": op._apply_cols, "AH": op._apply_adjoint_cols,
@@ -105,7 +105,7 @@ def _function():
 
             @staticmethod
             def forward(ctx, x, op, kind, dtype):
-                ctx.op, ctx.kind, ctx.input_dtype = op, kind, x.dtype
+                ctx.op, ctx.kind, ctx.input_dtype, ctx.input_shape = op, kind, x.dtype, x.shape
                 return run(op, kind, x.to(dtype))
 
             @staticmethod
@@ -113,7 +113,7 @@ def _function():
                 g = batch(ctx.op, ADJOINT_KIND[ctx.kind], grad)
                 if g.is_complex() and not ctx.input_dtype.is_complex:
                     g = g.real
-                return g.to(ctx.input_dtype), None, None, None
+                return g.to(ctx.input_dtype).reshape(ctx.input_shape), None, None, None
 
         _FUNCTION = LinearProduct
     return _FUNCTION
@@ -125,7 +125,7 @@ def batch(op, kind: str, t):
     if t.device.type not in _DEVICES:
         raise TypeError(f"linop computes on CPU and CUDA tensors, got a tensor on {t.device}")
     dtype = result_dtype(op, t)
-    shape_in, shape_out = shapes(op, kind)
+    shape_out = shapes(op, kind)[1]
     if t.shape[0] == 0:
         return t.new_zeros((0,) + shape_out, dtype=dtype)
     with precise(t.device):
@@ -167,14 +167,16 @@ def call(op, t, kind: str, form: str, name: str):
     return out.reshape(k, -1).T.contiguous()
 
 
-def numpy_columns(kernel, cols: np.ndarray, n_out: int) -> np.ndarray:
-    """A batch-first torch kernel on NumPy columns ``(n, k)`` -> ``(n_out, k)``, no copy in.
+def numpy_columns(kernel, cols: np.ndarray, shape_in, shape_out) -> np.ndarray:
+    """A batch-first torch kernel on NumPy columns ``(n, k)`` -> ``(m, k)``, no copy in.
 
-    For the NumPy inputs of an operator with ``engine="torch"``.
+    For the NumPy inputs of an operator with ``engine="torch"``; ``shape_in``
+    and ``shape_out`` are the shapes of one sample.
     """
     from linop._torch_engine.runtime import from_numpy
 
     k = cols.shape[1]
     t = from_numpy(cols)
-    out = kernel(t.T if k > 1 else t.reshape(1, -1))
-    return np.ascontiguousarray(out.reshape(k, n_out).T.numpy())
+    t = t.T.reshape((k,) + tuple(shape_in)) if k > 1 else t.reshape((1,) + tuple(shape_in))
+    out = kernel(t)
+    return np.ascontiguousarray(out.reshape(k, math.prod(shape_out)).T.numpy())
