@@ -10,7 +10,10 @@ per geometry the two engines' measured times, the predicted ones, and
 whether ``engine="auto"`` (with the fitted constants) takes the faster
 engine.
 
-Run it on an otherwise idle machine::
+On a shared machine, torch's threads wait for each other whenever another
+process holds a core (a scheduler time slice, milliseconds, per parallel
+region): calibrate there with ``--threads 1``. Run it on an otherwise idle
+machine::
 
     python benchmarks/calibrate_torch.py            # about 4 minutes on 2 cores
     python benchmarks/calibrate_torch.py --quick
@@ -100,8 +103,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid")
     parser.add_argument("--repeat", type=int, default=25, help="timed runs per minimum")
+    parser.add_argument("--threads", type=int, default=2, help="torch's threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     measured = []
     for case in _grid(args.quick):
