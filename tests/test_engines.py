@@ -417,3 +417,20 @@ def test_torch_settings_are_left_as_the_user_had_them(rng):
         assert torch.get_num_threads() == threads and torch.is_grad_enabled() == grad
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def test_dask_process_scheduler_with_the_torch_engine(rng):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    import linop.dask
+
+    op = _torch_op(rng)
+    x = random_array(rng, (4,) + op.input_shape, np.float64)
+    with dask.config.set(scheduler="processes", num_workers=2,
+                         **{"multiprocessing.context": "fork"}):
+        got = linop.dask.apply(op, da.from_array(x, chunks=(2,) + op.input_shape)).compute()
+    np.testing.assert_allclose(got, linop.Conv2d(op.weight, op.input_shape, padding=1,
+                                                 padding_mode="reflect",
+                                                 engine="numpy").apply(x),
+                               rtol=1e-12, atol=1e-12)

@@ -20,6 +20,7 @@ differentiable, so second derivatives flow too.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -79,13 +80,20 @@ def _numpy_kernel(op, kind, t):
 
 def result_dtype(op, t):
     """The dtype of ``op``'s product with the tensor ``t`` (as NumPy would promote)."""
+    return _promote(op.dtype, t.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _promote(op_dtype, tensor_dtype):
+    """A pure function of two dtypes, cached: linop's rule for a tensor's result dtype."""
     try:
-        dtype = np.result_type(op.dtype, numpy_dtype(t.dtype))
+        dtype = np.result_type(op_dtype, numpy_dtype(tensor_dtype))
     except TypeError as err:
-        raise TypeError(f"a tensor of dtype {t.dtype}: {err}") from None
+        raise TypeError(f"a tensor of dtype {tensor_dtype}: {err}") from None
     if dtype not in (np.float32, np.float64, np.complex64, np.complex128):
         raise TypeError(
-            f"a tensor of dtype {t.dtype} with an operator of dtype {op.dtype} gives {dtype}, "
+            f"a tensor of dtype {tensor_dtype} with an operator of dtype {op_dtype} gives "
+            f"{dtype}, "
             f"which linop does not compute in: convert the tensor to float32, float64, "
             f"complex64 or complex128")
     return torch_dtype(dtype)
