@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from linop._torch_engine.runtime import torch_loaded
 
 __all__ = ["APPLICATIONS", "AUTO_MATRIX_BYTES", "COSTS", "TORCH_COSTS", "Estimate", "Plan", "Work",
            "estimate", "torch_work",
-           "make_plan", "work"]
+           "make_plan", "work", "torch_gains", "TORCH_MIN_GAIN", "TORCH_MIN_RATIO"]
 
 #: The number of applications "auto" expects an operator to serve: an
 #: iterative solver applies it tens of times, a one-shot user once; 10 keeps
@@ -175,12 +176,12 @@ class Plan:
     def __str__(self) -> str:
         why = (f"least expected time over {self.applications} applications"
                if self.chosen_by == "auto" else "requested with method=")
-        engine_why = ("engine chosen by auto" if self.engine_chosen_by == "auto"
-                      else "engine requested with engine=")
+        engine_why = ("chosen by auto" if self.engine_chosen_by == "auto"
+                      else "requested with engine=")
         header = (f"  {'engine':<6} {'method':<9} {'build':>10} {'apply':>10} {'memory':>10} "
                   f"{'expected':>10}  note")
-        title = (f"method {self.method} on {self.engine} ({engine_why}), method chosen by "
-                 f"{self.chosen_by}: {why}")
+        title = (f"method {self.method}, chosen by {self.chosen_by}: {why}; engine "
+                 f"{self.engine}, {engine_why}")
         lines = [title, header]
         for e in self.estimates:
             mark = "*" if (e.method, e.engine) == (self.method, self.engine) else " "
@@ -316,32 +317,59 @@ def estimate(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[E
 
 
 # -- the torch engine -------------------------------------------------------------------------
-#: Seconds per unit of work of the torch engine on the CPU (torch 2.13, 2 threads), fitted by
-#: ``benchmarks/calibrate_torch.py`` to ``torch.nn.functional.conv*d`` and
-#: ``conv_transpose*d`` timings (forward and adjoint averaged) of NumPy inputs, wrapping
-#: included. Per real multiply-add by precision: torch's float64 convolutions run on plain
-#: loops and are many times slower than its float32 ones; depthwise convolutions
-#: (one input channel per group) run a slower kernel per multiply-add than dense ones.
+#: Seconds per unit of work of the torch engine on the CPU (torch 2.13, 2 cores). A
+#: multiply-add costs a constant (shared by torch's threads, `torch_parallelism`), plus one
+#: divided by ``C_in/groups * C_out/groups``: torch's GEMMs are efficient with many channels
+#: and slow with one in and one out (a 1-channel 3x3 convolution costs ~50x more per
+#: multiply-add than P2); 3-D convolutions run a slower kernel per multiply-add, and so do
+#: depthwise ones (one input channel per group); float64 runs several times slower than
+#: float32 (torch's CPU float64 convolutions have no fast path). The constants were set
+#: from the minimum times of ``torch.nn.functional.conv*d`` and ``conv_transpose*d``
+#: (forward and adjoint averaged) of P2, the strided 7x7, depthwise and 3-D cases and a
+#: 1-channel 512^2 3x3, measured on a heavily shared 2-core machine (2026-12-04), with the
+#: ratios of torch to the NumPy engine that ``benchmarks/README.md`` records for them on a
+#: quieter one (P2 about 0.3, 3-D about 3), and checked against the 62 geometries of
+#: ``benchmarks/calibrate_torch.py`` at one thread; rerun that script on an idle machine
+#: to refit them.
 TORCH_COSTS = {
-    "call": 4.0e-05,               # a call: wrapping, dispatch, output allocation
-    "flop_float32": 2.0e-11,       # a multiply-add of a dense float32 convolution
-    "flop_float64": 2.0e-10,       # ... float64
-    "depthwise_flop_float32": 2.0e-10,  # a multiply-add of a depthwise float32 convolution
-    "depthwise_flop_float64": 4.0e-10,  # ... float64
-    "byte": 1.0e-10,               # input, output (and padded copy), per byte
-    "csr_byte": 1.0e-10,           # torch's sparse product, per byte of the matrix
+    "call": 6.6e-06,                      # a call: wrapping, dispatch, output allocation
+    "byte": 2.9e-11,                      # input, output (and padded copy), per byte
+    "mac_float32": 9.7e-12,               # a multiply-add of a float32 convolution ...
+    "mac_per_channel_pair_float32": 4.7e-10,  # ... divided by C_in/groups * C_out/groups
+    "mac_3d_float32": 1.6e-10,            # ... and in 3-D, on top
+    "mac_float64": 8.0e-11,               # the same in float64
+    "mac_per_channel_pair_float64": 9.4e-10,
+    "mac_3d_float64": 3.2e-10,
+    "depthwise_mac_float32": 1.65e-10,    # a multiply-add of a depthwise convolution
+    "depthwise_mac_float64": 8.6e-10,
+    "csr_byte": 1.0e-10,                  # torch's sparse product, per byte of the matrix
     "csr_build_entry": COSTS["csr_build_entry"],  # the matrix is built by NumPy's code
     "csr_transpose_entry": COSTS["csr_transpose_entry"],
 }
 
 
+def torch_parallelism() -> float:
+    """How many times faster torch's threads run a convolution than one (1 without torch)."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else 1
+    return 1 + 0.7 * (max(1, threads) - 1)
+
+
 def _torch_conv(weight, geometry, groups) -> Work:
     c_out, cin_g, c_in, n_out, padded, taps, itemsize, cplx = _sizes(weight, geometry, groups)
     precision = "float64" if itemsize // (2 if cplx else 1) == 8 else "float32"
-    kind = "depthwise_" if cin_g == 1 and groups > 1 else ""
-    flops = c_out * cin_g * taps * n_out * (4 if cplx else 1)
+    macs = c_out * cin_g * taps * n_out * (4 if cplx else 1)
+    shared = macs / torch_parallelism()
+    if cin_g == 1 and groups > 1:
+        arithmetic = {f"depthwise_mac_{precision}": shared}
+    else:
+        # the per-channel overhead of narrow GEMMs (memory-bound) is counted at one thread
+        arithmetic = {f"mac_{precision}": shared,
+                      f"mac_per_channel_pair_{precision}": macs / (cin_g * (c_out // groups))}
+        if geometry.ndim == 3:
+            arithmetic[f"mac_3d_{precision}"] = shared
     data = (c_in * (padded + math.prod(geometry.input_size)) + c_out * n_out) * itemsize
-    return Work("im2col", {}, {"call": 1, f"{kind}flop_{precision}": flops, "byte": data},
+    return Work("im2col", {}, {"call": 1, "byte": data, **arithmetic},
                 c_in * padded * itemsize, True,
                 "torch.nn.functional.conv" + f"{geometry.ndim}d and conv_transpose"
                 f"{geometry.ndim}d", engine="torch")
@@ -357,8 +385,15 @@ def _torch_csr(weight, geometry, groups) -> Work:
 
 
 def torch_work(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Work, ...]:
-    """The work of every torch method for a convolution."""
-    return _torch_conv(weight, geometry, groups), _torch_csr(weight, geometry, groups)
+    """The work of every torch method for a convolution.
+
+    Without torch imported, none is eligible ("auto" never imports torch).
+    """
+    works = (_torch_conv(weight, geometry, groups), _torch_csr(weight, geometry, groups))
+    if torch_loaded():
+        return works
+    return tuple(dataclasses.replace(w, eligible=False, note="torch is not imported")
+                 for w in works)
 
 
 def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
@@ -366,7 +401,8 @@ def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
     """The plan of a convolution: the engine and method if given, else the least expected time.
 
     ``engine="auto"`` considers the torch engine only when torch is imported
-    in the process already (nothing imports it here).
+    in the process already (nothing imports it here), and takes it when it
+    saves enough (`torch_gains`).
     """
     numpy_estimates = estimate(weight, geometry, groups)
     torch_estimates = tuple(w.estimate() for w in torch_work(weight, geometry, groups))
@@ -378,14 +414,27 @@ def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
         if torch_loaded():
             numpy_best = _best(numpy_estimates, method)
             torch_best = _best(torch_estimates, method)
-            if torch_best is not None and (numpy_best is None or torch_best.expected()
-                                           < numpy_best.expected()):
+            if torch_best is not None and (numpy_best is None or torch_gains(
+                    numpy_best.expected(), torch_best.expected())):
                 engine = "torch"
     pool = torch_estimates if engine == "torch" else numpy_estimates
     if method != "auto":
         return Plan(method, "user", estimates, engine=engine, engine_chosen_by=engine_by)
     best = _best(pool, method)
     return Plan(best.method, "auto", estimates, engine=engine, engine_chosen_by=engine_by)
+
+
+#: "auto" switches to the torch engine only when it saves at least this much over the expected
+#: applications, and at least `TORCH_MIN_RATIO` of the NumPy engine's time: small operators
+#: stay on NumPy, whose results do not depend on whether torch happens to be imported.
+TORCH_MIN_GAIN = 2e-3
+TORCH_MIN_RATIO = 0.2
+
+
+def torch_gains(numpy_expected: float, torch_expected: float) -> bool:
+    """Whether the torch engine is worth taking over NumPy (`TORCH_MIN_GAIN`, `TORCH_MIN_RATIO`)."""
+    gain = numpy_expected - torch_expected
+    return gain >= TORCH_MIN_GAIN and gain >= TORCH_MIN_RATIO * numpy_expected
 
 
 def _best(estimates, method: str):
