@@ -414,9 +414,13 @@ def test_torch_settings_are_left_as_the_user_had_them(rng):
     try:
         op.apply(x.numpy())
         op.apply(x.requires_grad_())
-        with precise(types.SimpleNamespace(type="cuda")):  # what a CUDA call runs under
+        cuda = types.SimpleNamespace(type="cuda")
+        with precise(cuda):  # what a CUDA call runs under
             assert not torch.backends.cuda.matmul.allow_tf32
             assert not torch.backends.cudnn.allow_tf32
+            with precise(cuda):  # a second call at the same time (another thread)
+                pass
+            assert not torch.backends.cudnn.allow_tf32  # still off for the first
         assert torch.backends.cudnn.allow_tf32
         assert torch.get_num_threads() == threads and torch.is_grad_enabled() == grad
     finally:

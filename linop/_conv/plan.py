@@ -328,17 +328,19 @@ def estimate(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[E
 #: (forward and adjoint averaged) of P2, the strided 7x7, depthwise and 3-D cases and a
 #: 1-channel 512^2 3x3, measured on a heavily shared 2-core machine (2026-12-04), with the
 #: ratios of torch to the NumPy engine that ``benchmarks/README.md`` records for them on a
-#: quieter one (P2 about 0.3, 3-D about 3), and checked against the 62 geometries of
+#: quieter one (P2 about 0.3, 3-D about 3); the single-channel term was then doubled after
+#: ``benchmarks/engines.py`` measured torch 3 to 10 times slower than NumPy on every
+#: single-channel case. Checked against the 62 geometries of
 #: ``benchmarks/calibrate_torch.py`` at one thread; rerun that script on an idle machine
 #: to refit them.
 TORCH_COSTS = {
     "call": 6.6e-06,                      # a call: wrapping, dispatch, output allocation
     "byte": 2.9e-11,                      # input, output (and padded copy), per byte
     "mac_float32": 9.7e-12,               # a multiply-add of a float32 convolution ...
-    "mac_per_channel_pair_float32": 4.7e-10,  # ... divided by C_in/groups * C_out/groups
+    "mac_per_channel_pair_float32": 1.0e-09,  # ... divided by C_in/groups * C_out/groups
     "mac_3d_float32": 1.6e-10,            # ... and in 3-D, on top
     "mac_float64": 8.0e-11,               # the same in float64
-    "mac_per_channel_pair_float64": 9.4e-10,
+    "mac_per_channel_pair_float64": 2.0e-09,
     "mac_3d_float64": 3.2e-10,
     "depthwise_mac_float32": 1.65e-10,    # a multiply-add of a depthwise convolution
     "depthwise_mac_float64": 8.6e-10,
@@ -427,7 +429,7 @@ def make_plan(weight: np.ndarray, geometry: ConvGeometry, groups: int,
 #: "auto" switches to the torch engine only when it saves at least this much over the expected
 #: applications, and at least `TORCH_MIN_RATIO` of the NumPy engine's time: small operators
 #: stay on NumPy, whose results do not depend on whether torch happens to be imported.
-TORCH_MIN_GAIN = 2e-3
+TORCH_MIN_GAIN = 5e-4
 TORCH_MIN_RATIO = 0.2
 
 

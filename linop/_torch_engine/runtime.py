@@ -17,7 +17,9 @@ through `linop._torch_engine.autograd`.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -105,16 +107,43 @@ def to_numpy(t, dtype) -> np.ndarray:
     return np.ascontiguousarray(t.numpy(), dtype=dtype)
 
 
-@contextlib.contextmanager
-def _no_tf32(torch):
-    matmul = torch.backends.cuda.matmul
-    cudnn = torch.backends.cudnn
-    saved = matmul.allow_tf32, cudnn.allow_tf32
-    matmul.allow_tf32 = cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        matmul.allow_tf32, cudnn.allow_tf32 = saved
+class _TF32Off:
+    """TF32 off while any of linop's CUDA calls runs, the user's flags restored after the last.
+
+    The flags are torch's process-wide settings: calls from several threads
+    share one saved copy (a count of the calls inside, under a lock), so that
+    no call can restore TF32 while another still needs it off. A child made
+    by ``fork`` starts with a fresh lock and no call inside.
+    """
+
+    def __init__(self):
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.saved = None
+
+    @contextlib.contextmanager
+    def __call__(self, torch):
+        matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+        with self.lock:
+            if self.inside == 0:
+                self.saved = matmul.allow_tf32, cudnn.allow_tf32
+                matmul.allow_tf32 = cudnn.allow_tf32 = False
+            self.inside += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                if self.inside == 0:
+                    matmul.allow_tf32, cudnn.allow_tf32 = self.saved
+
+
+_no_tf32 = _TF32Off()  # the one owner of torch's TF32 flags inside linop's calls
 
 
 def precise(device):
