@@ -137,9 +137,14 @@ class TorchConv:
         return self._memo.get(key, build)
 
     def _functions(self):
-        F = torch_module().nn.functional
-        return ({1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[self._nd],
+        """``conv{n}d`` and ``conv_transpose{n}d`` (looked up once; a copy looks them up again)."""
+        functions = self.__dict__.get("_calls")
+        if functions is None:
+            F = torch_module().nn.functional
+            functions = self._calls = (
+                {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[self._nd],
                 {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[self._nd])
+        return functions
 
     # -- the four directions ---------------------------------------------------------------
     def _conv(self, x, conjugate: bool):
