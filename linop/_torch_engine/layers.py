@@ -59,12 +59,15 @@ from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
 from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.upsample import Upsample
 
-__all__ = ["DENSE_MAX_ENTRIES", "DENSE_MAX_TAPS", "layer_kernels"]
+__all__ = ["DENSE_INNER", "DENSE_LAST", "DENSE_MAX_ENTRIES", "DENSE_MAX_TAPS", "layer_kernels"]
 
-#: A 1-D matrix with at most this many entries (``n_out * n_in``) is applied as
-#: a dense product; larger ones as gathers ...
-DENSE_MAX_ENTRIES = 32 * 32
-#: ... unless their longest row holds more taps than this.
+#: The largest 1-D matrix (``n_out * n_in`` entries) applied as a dense product.
+DENSE_MAX_ENTRIES = 1 << 20
+#: Along the last axis, input sizes up to this are applied as a dense product ...
+DENSE_LAST = 256
+#: ... along the other axes, input sizes up to this, or rows of more than
+#: ``DENSE_MAX_TAPS`` taps.
+DENSE_INNER = 32
 DENSE_MAX_TAPS = 8
 
 _TORCH_DTYPES = {
@@ -166,71 +169,95 @@ def _real_dtype(dtype):
 
 # -- one 1-D matrix along one axis ------------------------------------------------------------
 class _AxisMap:
-    """An ``(m, n)`` real matrix applied along one axis of a tensor, or its transpose."""
+    """An ``(m, n)`` real matrix applied along one axis of a tensor, or its transpose.
+
+    Seen as ``(lead, n, trail)``, the tensor is multiplied in one of three ways:
+
+    * a dense product: ``X @ M.T`` on ``(lead, n)`` when the axis is the last
+      one and ``n <= DENSE_LAST`` (one GEMM, which beats gathers along the
+      contiguous axis), or ``M @ X`` per ``lead`` block when ``n <= DENSE_INNER``
+      or the rows hold more than ``DENSE_MAX_TAPS`` taps (area and pooling
+      windows);
+    * ``T`` gathers of whole ``trail`` slabs, ``y = sum_t w[t] * X[:, idx[t]]``
+      (`index_select` and `addcmul_`), and for the transpose ``T``
+      `index_add_` of ``w[t] * Y``;
+    * the same gathers on the transposed ``(n, lead)`` tensor when the axis is
+      the last one and too long for a dense product.
+    """
 
     def __init__(self, matrix: sp.csr_array):
         m = sp.csr_array(matrix)
         m.sum_duplicates()
         m.eliminate_zeros()
         data = np.real(m.data)
-        self.shape = m.shape
-        n_out, n_in = m.shape
+        self.shape = n_out, n_in = m.shape
         counts = np.diff(m.indptr)
-        taps = int(counts.max()) if m.nnz else 0
+        self.taps = taps = int(counts.max()) if m.nnz else 0
         self.identity = (n_out == n_in and m.nnz == n_out and bool(np.all(counts == 1))
                          and bool(np.all(m.indices == np.arange(n_in)))
                          and bool(np.all(data == 1)))
-        dense = n_out * n_in <= DENSE_MAX_ENTRIES or taps > DENSE_MAX_TAPS or taps == 0
-        self.dense = dense
-        if dense:
+        rows = np.repeat(np.arange(n_out), counts)
+        small = n_out * n_in <= DENSE_MAX_ENTRIES
+        self.dense_last = small and n_in <= DENSE_LAST
+        self.dense_inner = small and (n_in <= DENSE_INNER or taps > DENSE_MAX_TAPS or taps == 0)
+        arrays = {}
+        if self.dense_last or self.dense_inner:
             a = np.zeros(m.shape, dtype=data.dtype)
-            rows = np.repeat(np.arange(n_out), counts)
             a[rows, m.indices] = data
-            self.tables = _Tables(matrix=a)
-            self.plain = False
-        else:
-            rows = np.repeat(np.arange(n_out), counts)
+            arrays["matrix"] = a
+        if not self.dense_inner:
             slot = np.arange(m.nnz) - m.indptr[rows]
             index = np.zeros((taps, n_out), dtype=np.int64)
             weight = np.zeros((taps, n_out), dtype=data.dtype)
             index[slot, rows] = m.indices
             weight[slot, rows] = data
-            # one tap of weight 1 per row: a pure gather
-            self.plain = taps == 1 and bool(np.all(counts == 1)) and bool(np.all(data == 1))
-            self.taps = taps
-            self.tables = _Tables(index=index.reshape(-1), weight=weight)
+            arrays["index"], arrays["weight"] = index, weight
+        # one tap of weight 1 per row: a pure gather
+        self.plain = taps == 1 and bool(np.all(counts == 1)) and bool(np.all(data == 1))
+        self.tables = _Tables(**arrays)
 
     def apply(self, x: torch.Tensor, axis: int, transpose: bool) -> torch.Tensor:
         if self.identity:
             return x
-        n_out, n_in = self.shape
         shape = x.shape
-        if self.dense:
-            t = self.tables.get(x.device, {"matrix": x.dtype})["matrix"]
-            if transpose:
-                t = t.T
-            n, m = t.shape[1], t.shape[0]
-            lead = math.prod(shape[:axis])
-            trail = math.prod(shape[axis + 1:])
+        n_out, n_in = self.shape
+        n, m = (n_out, n_in) if transpose else (n_in, n_out)
+        lead, trail = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
+        out_shape = shape[:axis] + (m,) + shape[axis + 1:]
+        if (self.dense_last and trail == 1) or self.dense_inner:
+            a = self.tables.get(x.device, {"matrix": x.dtype})["matrix"]
+            a = a.T if transpose else a
             if trail == 1:
-                y = x.reshape(lead, n) @ t.T
+                y = x.reshape(lead, n) @ a.T
             else:
-                y = torch.matmul(t, x.reshape(lead, n, trail))
-            return y.reshape(shape[:axis] + (m,) + shape[axis + 1:])
+                y = torch.matmul(a, x.reshape(lead, n, trail))
+            return y.reshape(out_shape)
+        if trail == 1:  # gathers of rows along a leading axis, not of single entries
+            z = self._gather(x.reshape(lead, n).T.contiguous(), transpose, 1)
+            return z.T.reshape(out_shape)
+        return self._gather(x.reshape(lead, n, trail), transpose, trail).reshape(out_shape)
+
+    def _gather(self, x: torch.Tensor, transpose: bool, trail: int) -> torch.Tensor:
+        """The gathers along axis ``x.ndim - 2`` of ``x`` (``(..., n, trail)`` or ``(n, lead)``)."""
         tab = self.tables.get(x.device, {"weight": _real_dtype(x.dtype)})
         index, weight = tab["index"], tab["weight"]
-        ones = (1,) * (x.ndim - axis - 1)
+        axis = x.ndim - 2 if trail > 1 else 0
+        n_in = self.shape[1]
         if not transpose:
             if self.plain:
-                return x.index_select(axis, index)
-            g = x.index_select(axis, index).unflatten(axis, (self.taps, n_out))
-            return (g * weight.reshape((self.taps, n_out) + ones)).sum(axis)
-        out = shape[:axis] + (n_in,) + shape[axis + 1:]
-        z = torch.zeros(out, dtype=x.dtype, device=x.device)
+                return x.index_select(axis, index[0])
+            y = x.index_select(axis, index[0]) * weight[0, :, None]
+            for t in range(1, self.taps):
+                y.addcmul_(x.index_select(axis, index[t]), weight[t, :, None])
+            return y
+        shape = list(x.shape)
+        shape[axis] = n_in
+        z = torch.zeros(shape, dtype=x.dtype, device=x.device)
         if self.plain:
-            return z.index_add_(axis, index, x)
-        src = x.unsqueeze(axis) * weight.reshape((self.taps, n_out) + ones)
-        return z.index_add_(axis, index, src.flatten(axis, axis + 1))
+            return z.index_add_(axis, index[0], x)
+        for t in range(self.taps):
+            z.index_add_(axis, index[t], x * weight[t, :, None])
+        return z
 
 
 class _Separable:
@@ -254,11 +281,6 @@ class _Separable:
 
 
 # -- the operators -------------------------------------------------------------------------------
-def _upsample(op: Upsample) -> _Kernels:
-    sep = _Separable(op.matrices, op.axis_order)
-    return _Kernels(op, sep.forward, sep.adjoint)
-
-
 def _as_real_channels(fn):
     """``fn`` on real tensors applied to complex ones: real and imaginary parts side by side."""
 
@@ -273,12 +295,42 @@ def _as_real_channels(fn):
     return run
 
 
-def _avg_pool(op) -> _Kernels:
+def _upsample(op: Upsample, native: bool) -> _Kernels:
+    sep = _Separable(op.matrices, op.axis_order)
+    d = len(op.size)
+    kwargs = {"mode": op.mode}
+    if op.scale_factor is not None:  # as given: torch uses it in its coordinates
+        kwargs["scale_factor"] = tuple(op.scale_factor)
+    else:
+        kwargs["size"] = tuple(op.size)
+    if op.align_corners is not None:
+        kwargs["align_corners"] = op.align_corners
+
+    def interpolate(x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[: x.ndim - d]
+        # (N, C, *spatial), contiguous: torch's channels-first CPU kernels, which the
+        # operator reproduces (a channels-last input would take other kernels)
+        flat = x.reshape((1, -1) + tuple(x.shape[x.ndim - d:])).contiguous()
+        y = F.interpolate(flat, **kwargs)
+        return y.reshape(lead + tuple(y.shape[-d:]))
+
+    interpolate = _as_real_channels(interpolate)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        # on the CPU, torch's own kernel is the operator (same taps, same arithmetic);
+        # elsewhere torch's kernels may round coordinates otherwise: the operator's taps
+        return interpolate(x) if native and x.device.type == "cpu" else sep.forward(x)
+
+    return _Kernels(op, forward, sep.adjoint)
+
+
+def _avg_pool(op, native: bool) -> _Kernels:
     sep = _Separable(op.matrices, op.axis_order)
     d = len(op.kernel_size)
     spatial = op.input_shape[-d:]
+    # avg_pool3d refuses inputs smaller than the kernel, even where the padding fits
     fits = all(n >= k for n, k in zip(spatial, op.kernel_size)) or d < 3
-    if not fits:
+    if not (native and fits):
         return _Kernels(op, sep.forward, sep.adjoint)
     kwargs = dict(kernel_size=op.kernel_size, stride=op.stride, padding=op.padding,
                   ceil_mode=op.ceil_mode, count_include_pad=op.count_include_pad)
@@ -347,7 +399,7 @@ def _shuffle(op) -> _Kernels:
     return _Kernels(op, unshuffle, shuffle)
 
 
-def layer_kernels(op):
+def layer_kernels(op, *, native: bool = True):
     """The torch kernels ``(forward, adjoint)`` of a non-convolution operator, or None.
 
     Parameters
@@ -356,6 +408,11 @@ def layer_kernels(op):
         A `linop.Upsample`, `linop.AvgPool1d`, `linop.AvgPool2d`,
         `linop.AvgPool3d`, `linop.Pad`, `linop.PixelShuffle` or
         `linop.PixelUnshuffle`; anything else gives None.
+    native : bool, default True
+        Run the forward of `Upsample` (CPU tensors) and of average pooling with
+        torch's own ``interpolate`` / ``avg_pool*d``. False applies the
+        operator's 1-D matrices instead, as the adjoints always do (the same
+        numbers to rounding; slower on the CPU).
 
     Returns
     -------
@@ -366,9 +423,9 @@ def layer_kernels(op):
         differentiable, each the other's backward.
     """
     if isinstance(op, Upsample):
-        kernels = _upsample(op)
+        kernels = _upsample(op, bool(native))
     elif isinstance(op, (AvgPool1d, AvgPool2d, AvgPool3d)):
-        kernels = _avg_pool(op)
+        kernels = _avg_pool(op, bool(native))
     elif isinstance(op, Pad):
         kernels = _pad(op)
     elif isinstance(op, (PixelShuffle, PixelUnshuffle)):
