@@ -77,19 +77,23 @@ def _cases():
            lambda t: F.pixel_shuffle(t, 2))
 
 
-def _time(fn, repeat: int, min_time: float = 0.05):
-    fn()  # warm
-    times = []
+def _time(fns, repeat: int, min_time: float = 0.05):
+    """(median, min) seconds per call of each of ``fns``, timed in turn within every
+    repeat, so that a busy machine slows all of them alike."""
+    for fn in fns:
+        fn()  # warm
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        n, start = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        times.append(elapsed / n)
-    return statistics.median(times), min(times)
+        for fn, out in zip(fns, times):
+            n, start = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time:
+                    break
+            out.append(elapsed / n)
+    return [(statistics.median(t), min(t)) for t in times]
 
 
 def main(argv=None) -> None:
@@ -97,12 +101,16 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--only", default="", help="comma-separated prefixes of case names")
+    parser.add_argument("--tables", action="store_true",
+                        help="layer_kernels(op, native=False): the forwards from the 1-D matrices "
+                        "too (as on a GPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(TORCH_THREADS)
     prefixes = [p for p in args.only.split(",") if p]
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy "
-          f"{np.__version__}; batch {args.batch}; float32; ms: median (min)")
+          f"{np.__version__}; batch {args.batch}; float32; native={not args.tables}; "
+          "ms: median (min)")
     header = (f"{'case':34s} {'dir':4s} {'numpy':>15s} {'kernel':>15s} {'torch':>15s} "
               f"{'k/torch':>8s} {'k/numpy':>8s}")
     print(header)
@@ -113,7 +121,7 @@ def main(argv=None) -> None:
 
 def _case(name, op, call, args, rng) -> None:
     """Check, time and print one case."""
-    forward, adjoint = layer_kernels(op)
+    forward, adjoint = layer_kernels(op, native=not args.tables)
     x = rng.standard_normal((args.batch,) + op.input_shape).astype(np.float32)
     y = rng.standard_normal((args.batch,) + op.output_shape).astype(np.float32)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -130,8 +138,7 @@ def _case(name, op, call, args, rng) -> None:
     rows = (("fwd", lambda: op.apply(x), lambda: forward(tx), lambda: call(tx)),
             ("adj", lambda: op.apply_adjoint(y), lambda: adjoint(ty), torch_adjoint))
     for direction, f_np, f_k, f_t in rows:
-        (n_med, n_min), (k_med, k_min), (t_med, t_min) = (
-            _time(f, args.repeat) for f in (f_np, f_k, f_t))
+        (n_med, n_min), (k_med, k_min), (t_med, t_min) = _time((f_np, f_k, f_t), args.repeat)
         note = "" if direction == "fwd" or exact else "  (torch's backward differs)"
         print(f"{name:34s} {direction:4s} {1e3 * n_med:7.2f} ({1e3 * n_min:6.2f}) "
               f"{1e3 * k_med:7.2f} ({1e3 * k_min:6.2f}) {1e3 * t_med:7.2f} "

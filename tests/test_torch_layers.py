@@ -199,7 +199,10 @@ def test_pad_configs(config):
 def test_pad_cases(mode):
     rng = np.random.default_rng(7)
     for shape, pad in (((3, 40), (5, -3)), ((2, 9, 30), (2, 3, -1, 4)),
-                       ((2, 5, 6, 7), (1, 2, 3, -2, -1, 4)), ((4, 6, 7), (-2, -1))):
+                       ((2, 5, 6, 7), (1, 2, 3, -2, -1, 4)), ((4, 6, 7), (-2, -1)),
+                       # no crops, 1 to 3 axes: torch's own kernels (native)
+                       ((3, 40), (5, 3)), ((2, 9, 30), (2, 3, 0, 4)),
+                       ((2, 5, 6, 7), (1, 2, 3, 2, 1, 4)), ((2, 2, 3, 4, 5), (1, 1, 2, 2, 0, 0))):
         for dt in (np.float32, np.float64, np.complex64):
             check_kernels(linop.Pad(shape, pad, mode, dtype=dt), rng, batch=3)
         dot_test(linop.Pad(shape, pad, mode), rng)
