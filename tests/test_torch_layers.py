@@ -240,6 +240,22 @@ def test_dtype_promotion_and_errors():
         forward(np.ones((1, 2, 5)))
 
 
+def test_float32_operator_on_double_tensors():
+    """NumPy's rule: a float64 result with the float32 operator's own taps (its float32
+    coordinates), which torch's float64 kernels would not reproduce."""
+    rng = np.random.default_rng(10)
+    for op in (linop.Upsample((2, 7, 5), scale_factor=(1 / 3, 2.7), mode="nearest",
+                              dtype=np.float32),
+               linop.Upsample((2, 9, 5), size=(13, 4), mode="bilinear", dtype=np.float32),
+               linop.AvgPool2d((2, 9, 9), 3, stride=2, padding=1, dtype=np.float32),
+               linop.Pad((2, 9, 5), (1, 2, 3, 0), "reflect", dtype=np.float32)):
+        forward, adjoint = layer_kernels(op)
+        x = rng.standard_normal((2,) + op.input_shape)
+        y = rng.standard_normal((2,) + op.output_shape)
+        _close(forward(torch.from_numpy(x)), op.apply(x), np.float64)
+        _close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
+
+
 def test_identity_steps_return_fresh_tensors():
     for op in (linop.Upsample((2, 3, 3), size=(3, 3)), linop.PixelShuffle((2, 3, 3), 1),
                linop.Pad((2, 9), (0, 0), "reflect")):

@@ -350,17 +350,22 @@ def _upsample(op: Upsample, native: bool) -> _Kernels:
                 bool(op.align_corners), *scales)
         return x.reshape(lead + in_spatial)
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        # on the CPU, torch's own kernel is the operator (same taps, same arithmetic);
-        # elsewhere torch's kernels may round coordinates otherwise: the operator's taps
-        return interpolate(x) if native and x.device.type == "cpu" else sep.forward(x)
+    precision = _real_dtype(_TORCH_DTYPES[np.dtype(op.dtype)])
+
+    def is_native(t: torch.Tensor) -> bool:
+        # On the CPU, torch's own kernel is the operator (same taps, same arithmetic)
+        # when it computes in the operator's precision (a float64 tensor would take
+        # float64 coordinates where the float32 operator has float32 ones); other
+        # devices' kernels may round coordinates otherwise: the operator's taps there.
+        return native and t.device.type == "cpu" and _real_dtype(t.dtype) == precision
 
     exact_backward = backward is not None or op.mode == "area"
 
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return interpolate(x) if is_native(x) else sep.forward(x)
+
     def adjoint(y: torch.Tensor) -> torch.Tensor:
-        if native and exact_backward and y.device.type == "cpu":
-            return interpolate_backward(y)
-        return sep.adjoint(y)
+        return interpolate_backward(y) if exact_backward and is_native(y) else sep.adjoint(y)
 
     return _Kernels(op, forward, adjoint)
 
