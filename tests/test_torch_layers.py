@@ -256,6 +256,20 @@ def test_float32_operator_on_double_tensors():
         _close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
 
 
+def test_empty_batch():
+    for op in (linop.Upsample((2, 5, 6), scale_factor=0.5, mode="area"),
+               linop.AvgPool1d((6,), 2), linop.Pad((2, 5), (1, 1), "reflect"),
+               linop.PixelShuffle((4, 2, 2), 2)):
+        for native in (True, False):
+            forward, adjoint = layer_kernels(op, native=native)
+            x = torch.zeros((0,) + op.input_shape, dtype=torch.float32, requires_grad=True)
+            y = forward(x)
+            assert y.shape == (0,) + op.output_shape and y.dtype == torch.float64
+            y.sum().backward()
+            assert x.grad.shape == x.shape
+            assert adjoint(torch.zeros((0,) + op.output_shape)).shape == (0,) + op.input_shape
+
+
 def test_identity_steps_return_fresh_tensors():
     for op in (linop.Upsample((2, 3, 3), size=(3, 3)), linop.PixelShuffle((2, 3, 3), 1),
                linop.Pad((2, 9), (0, 0), "reflect")):

@@ -92,6 +92,8 @@ class _Forward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, kernels):
         ctx.kernels = kernels
+        if x.shape[0] == 0:  # an empty batch, which some of torch's kernels refuse
+            return x.new_zeros((0,) + kernels.output_shape)
         return _fresh(kernels.forward_impl(x), x)
 
     @staticmethod
@@ -105,6 +107,8 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, kernels):
         ctx.kernels = kernels
+        if y.shape[0] == 0:
+            return y.new_zeros((0,) + kernels.input_shape)
         return _fresh(kernels.adjoint_impl(y), y)
 
     @staticmethod
