@@ -256,6 +256,14 @@ def test_float32_operator_on_double_tensors():
         _close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
 
 
+def test_tables_sized_against_the_memory_limit():
+    op = linop.Upsample((1, 3000), size=5000, mode="linear")
+    with linop.memory_limit(100_000), pytest.raises(linop.MatrixTooLargeError,
+                                                    match="torch tables"):
+        layer_kernels(op)
+    assert layer_kernels(op) is not None
+
+
 def test_empty_batch():
     for op in (linop.Upsample((2, 5, 6), scale_factor=0.5, mode="area"),
                linop.AvgPool1d((6,), 2), linop.Pad((2, 5), (1, 1), "reflect"),

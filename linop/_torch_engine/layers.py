@@ -60,6 +60,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from linop._memory import check_nbytes
 from linop.pad import Pad
 from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
 from linop.shuffle import PixelShuffle, PixelUnshuffle
@@ -68,7 +69,7 @@ from linop.upsample import Upsample
 __all__ = ["DENSE_INNER", "DENSE_LAST", "DENSE_MAX_ENTRIES", "DENSE_MAX_TAPS", "layer_kernels"]
 
 #: The largest 1-D matrix (``n_out * n_in`` entries) applied as a dense product.
-DENSE_MAX_ENTRIES = 1 << 20
+DENSE_MAX_ENTRIES = 1 << 18
 #: Along the last axis, input sizes up to this are applied as a dense product ...
 DENSE_LAST = 256
 #: ... along the other axes, input sizes up to this, or rows of more than
@@ -203,6 +204,11 @@ class _Form:
         small = n_out * n_in <= DENSE_MAX_ENTRIES
         self.dense_last = small and n_in <= DENSE_LAST
         self.dense_inner = small and (n_in <= DENSE_INNER or taps > DENSE_MAX_TAPS or taps == 0)
+        # rows padded to the longest: sized first (a matrix, its copy on a device, and
+        # the tables for a second dtype)
+        check_nbytes(3 * 16 * (0 if self.dense_inner else max(taps, 1) * n_out)
+                     + 3 * 8 * (n_out * n_in if self.dense_last or self.dense_inner else 0),
+                     f"the torch tables of a ({n_out}, {n_in}) 1-D matrix")
         arrays = {}
         if self.dense_last or self.dense_inner:
             a = np.zeros(m.shape, dtype=data.dtype)
