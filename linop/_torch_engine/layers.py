@@ -506,6 +506,28 @@ def layer_kernels(op, *, native: bool = True):
         ``(batch, *op.output_shape)``, ``adjoint(y)`` back; same device, dtype
         ``torch.promote_types(op dtype, input dtype)``. Both are
         differentiable, each the other's backward.
+
+    Raises
+    ------
+    MatrixTooLargeError
+        If the 1-D tables would exceed `linop.get_memory_limit`.
+
+    Examples
+    --------
+    >>> import torch, linop
+    >>> from linop._torch_engine.layers import layer_kernels
+    >>> forward, adjoint = layer_kernels(linop.Upsample((1, 3), scale_factor=2, mode="linear"))
+    >>> forward(torch.tensor([[[0.0, 1.0, 2.0]]]))
+    tensor([[[0.0000, 0.2500, 0.7500, 1.2500, 1.7500, 2.0000]]],
+           dtype=torch.float64)
+    >>> adjoint(torch.ones(1, 1, 6))                 # the column sums of the matrix
+    tensor([[[2., 2., 2.]]], dtype=torch.float64)
+    >>> x = torch.ones(1, 1, 3, dtype=torch.float64, requires_grad=True)
+    >>> forward(x).sum().backward()                  # the gradient is the adjoint
+    >>> x.grad
+    tensor([[[2., 2., 2.]]], dtype=torch.float64)
+    >>> layer_kernels(linop.Conv1d(torch.ones(1, 1, 3).numpy(), (1, 8))) is None
+    True
     """
     if isinstance(op, Upsample):
         kernels = _upsample(op, bool(native))
