@@ -156,6 +156,23 @@ def test_upsample_interpolating(mode, ndim, align_corners):
                  rng)
 
 
+@pytest.mark.parametrize("mode,spatial,kw", [
+    ("nearest", (700, 3), {"scale_factor": 2.0}),
+    ("nearest-exact", (3, 700), {"scale_factor": 0.7}),
+    ("bilinear", (600, 5), {"scale_factor": 1.5}),
+    ("bicubic", (5, 900), {"size": (4, 1000)}),
+    ("trilinear", (500, 2, 3), {"scale_factor": (0.8, 2.0, 1.0)}),
+    ("area", (3, 800), {"size": (2, 350)}),
+])
+def test_upsample_long_axes(mode, spatial, kw):
+    """Axes too long for dense products: gathers along inner axes, and along the last
+    one on the transposed tensor (DENSE_PER_PASS)."""
+    rng = np.random.default_rng(11)
+    for dt in (np.float32, np.float64):
+        check_kernels(linop.Upsample((2,) + spatial, mode=mode, dtype=dt, **kw), rng)
+    dot_test(linop.Upsample((2,) + spatial, mode=mode, **kw), rng)
+
+
 def test_upsample_complex_operator():
     rng = np.random.default_rng(3)
     for dt in (np.complex64, np.complex128):

@@ -66,16 +66,15 @@ from linop.pool import AvgPool1d, AvgPool2d, AvgPool3d
 from linop.shuffle import PixelShuffle, PixelUnshuffle
 from linop.upsample import Upsample
 
-__all__ = ["DENSE_INNER", "DENSE_LAST", "DENSE_MAX_ENTRIES", "DENSE_MAX_TAPS", "layer_kernels"]
+__all__ = ["DENSE_MAX_ENTRIES", "DENSE_PER_PASS", "layer_kernels"]
 
 #: The largest 1-D matrix (``n_out * n_in`` entries) applied as a dense product.
 DENSE_MAX_ENTRIES = 1 << 18
-#: Along the last axis, input sizes up to this are applied as a dense product ...
-DENSE_LAST = 256
-#: ... along the other axes, input sizes up to this, or rows of more than
-#: ``DENSE_MAX_TAPS`` taps.
-DENSE_INNER = 32
-DENSE_MAX_TAPS = 8
+#: A dense product costs about ``2 n_in`` flops per output, ``T`` gathers about
+#: ``2 T + 1`` passes over the output (1 for a pure gather), plus 2 transposes
+#: along the last axis: the product is taken when ``n_in <= DENSE_PER_PASS *
+#: passes`` (measured in benchmarks/torch_layers.py on 2 CPU threads).
+DENSE_PER_PASS = 40
 
 _TORCH_DTYPES = {
     np.dtype(np.float32): torch.float32,
@@ -184,10 +183,9 @@ class _Form:
 
     Seen as ``(lead, n, trail)``, the tensor is multiplied in one of three ways:
 
-    * a dense product: ``X @ M.T`` on ``(lead, n)`` when the axis is the last
-      one and ``n <= DENSE_LAST`` (one GEMM), or ``M @ X`` per ``lead`` block
-      when ``n <= DENSE_INNER`` or the rows hold more than ``DENSE_MAX_TAPS``
-      taps (area and pooling windows, transposes of strong up-sampling);
+    * a dense product, where it is cheaper than the gathers (`DENSE_PER_PASS`):
+      ``X @ M.T`` on ``(lead, n)`` along the last axis (one GEMM), ``M @ X``
+      per ``lead`` block along the others;
     * ``T`` gathers of whole ``trail`` slabs, ``y = sum_t w[t] * X[:, idx[t]]``
       (`index_select` and `addcmul_`), rows with fewer taps padded with weight 0;
     * the same gathers on the transposed ``(n, lead)`` tensor when the axis is
@@ -201,9 +199,12 @@ class _Form:
         counts = np.diff(m.indptr)
         self.taps = taps = int(counts.max()) if m.nnz else 0
         rows = np.repeat(np.arange(n_out), counts)
+        # one tap of weight 1 per row: a pure gather
+        self.plain = taps == 1 and bool(np.all(counts == 1)) and bool(np.all(data == 1))
         small = n_out * n_in <= DENSE_MAX_ENTRIES
-        self.dense_last = small and n_in <= DENSE_LAST
-        self.dense_inner = small and (n_in <= DENSE_INNER or taps > DENSE_MAX_TAPS or taps == 0)
+        passes = 1 if self.plain else 2 * taps + 1
+        self.dense_inner = small and (n_in <= DENSE_PER_PASS * passes or taps == 0)
+        self.dense_last = small and n_in <= DENSE_PER_PASS * (passes + 2)
         # rows padded to the longest: sized first (a matrix, its copy on a device, and
         # the tables for a second dtype)
         check_nbytes(3 * 16 * (0 if self.dense_inner else max(taps, 1) * n_out)
@@ -221,8 +222,6 @@ class _Form:
             index[slot, rows] = m.indices
             weight[slot, rows] = data
             arrays["index"], arrays["weight"] = index, weight
-        # one tap of weight 1 per row: a pure gather
-        self.plain = taps == 1 and bool(np.all(counts == 1)) and bool(np.all(data == 1))
         self.tables = _Tables(**arrays)
 
     def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
