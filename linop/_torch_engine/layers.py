@@ -265,12 +265,29 @@ class _AxisMap:
                          and bool(np.all(np.diff(m.indptr) == 1))
                          and bool(np.all(m.indices == np.arange(n_in)))
                          and bool(np.all(m.data == 1)))
+        # every input entry copied r times in a row (nearest up-sampling by an integer):
+        # an expanded view copied once, and its transpose a sum over the copies
+        r = n_out // n_in
+        self.repeat = r if (r > 1 and n_out == r * n_in and m.nnz == n_out
+                            and bool(np.all(np.diff(m.indptr) == 1))
+                            and bool(np.all(m.indices == np.arange(n_out) // r))
+                            and bool(np.all(m.data == 1))) else 0
         self.forward = _Form(m)
         self.transpose = _Form(sp.csr_array(m.T))
 
     def apply(self, x: torch.Tensor, axis: int, transpose: bool) -> torch.Tensor:
         if self.identity:
             return x
+        if self.repeat:
+            r, shape = self.repeat, x.shape
+            if transpose:  # strided adds: faster in torch than a sum over a short axis
+                v = x.reshape(shape[:axis] + (shape[axis] // r, r) + shape[axis + 1:])
+                z = v.select(axis + 1, 0) + v.select(axis + 1, 1)
+                for j in range(2, r):
+                    z.add_(v.select(axis + 1, j))
+                return z
+            wide = x.unsqueeze(axis + 1).expand(shape[:axis + 1] + (r,) + shape[axis + 1:])
+            return wide.reshape(shape[:axis] + (shape[axis] * r,) + shape[axis + 1:])
         return (self.transpose if transpose else self.forward).apply(x, axis)
 
 
