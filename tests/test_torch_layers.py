@@ -67,7 +67,7 @@ def _strided(a: np.ndarray, how: int) -> torch.Tensor:
     return t
 
 
-def _close(got: torch.Tensor, want: np.ndarray, dtype) -> None:
+def _assert_close(got: torch.Tensor, want: np.ndarray, dtype) -> None:
     assert isinstance(got, torch.Tensor)
     assert tuple(got.shape) == want.shape
     got = got.detach().numpy()
@@ -89,17 +89,17 @@ def _check_kernels(op, rng, batch, kernels) -> None:
     for i, dt in enumerate(dtypes):
         x = _random(rng, (batch,) + op.input_shape, dt)
         y = _random(rng, (batch,) + op.output_shape, dt)
-        _close(forward(_strided(x, i % 2)), op.apply(x), dt)
-        _close(adjoint(_strided(y, (i + 1) % 2)), op.apply_adjoint(y), dt)
+        _assert_close(forward(_strided(x, i % 2)), op.apply(x), dt)
+        _assert_close(adjoint(_strided(y, (i + 1) % 2)), op.apply_adjoint(y), dt)
     # autograd: the gradient of Re <g, F x> is F^H g, that of Re <h, F^H y> is F h
     x = torch.from_numpy(_random(rng, (batch,) + op.input_shape, op.dtype)).requires_grad_()
     g = _random(rng, (batch,) + op.output_shape, op.dtype)
     (forward(x) * torch.from_numpy(g).conj()).real.sum().backward()
-    _close(x.grad, op.apply_adjoint(g), op.dtype)
+    _assert_close(x.grad, op.apply_adjoint(g), op.dtype)
     y = torch.from_numpy(_random(rng, (batch,) + op.output_shape, op.dtype)).requires_grad_()
     h = _random(rng, (batch,) + op.input_shape, op.dtype)
     (adjoint(y) * torch.from_numpy(h).conj()).real.sum().backward()
-    _close(y.grad, op.apply(h), op.dtype)
+    _assert_close(y.grad, op.apply(h), op.dtype)
 
 
 def dot_test(op, rng, batch: int = 2) -> None:
@@ -268,8 +268,8 @@ def test_float32_operator_on_double_tensors():
         forward, adjoint = layer_kernels(op)
         x = rng.standard_normal((2,) + op.input_shape)
         y = rng.standard_normal((2,) + op.output_shape)
-        _close(forward(torch.from_numpy(x)), op.apply(x), np.float64)
-        _close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
+        _assert_close(forward(torch.from_numpy(x)), op.apply(x), np.float64)
+        _assert_close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
 
 
 def test_tables_sized_against_the_memory_limit():
