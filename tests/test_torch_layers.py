@@ -67,7 +67,7 @@ def _strided(a: np.ndarray, how: int) -> torch.Tensor:
     return t
 
 
-def _close(got: torch.Tensor, want: np.ndarray, dtype) -> None:
+def _assert_close(got: torch.Tensor, want: np.ndarray, dtype) -> None:
     assert isinstance(got, torch.Tensor)
     assert tuple(got.shape) == want.shape
     got = got.detach().numpy()
@@ -77,36 +77,41 @@ def _close(got: torch.Tensor, want: np.ndarray, dtype) -> None:
 
 
 def check_kernels(op, rng, batch: int = 2) -> None:
-    """Forward, adjoint and autograd of op's kernels against the NumPy operator."""
-    kernels = layer_kernels(op)
+    """Forward, adjoint and autograd of op's kernels (both forms) against the NumPy operator."""
+    for native in (True, False):
+        _check_kernels(op, rng, batch, layer_kernels(op, native=native))
+
+
+def _check_kernels(op, rng, batch, kernels) -> None:
     assert kernels is not None
     forward, adjoint = kernels
     dtypes = [op.dtype] + ([COMPLEX[op.dtype]] if op.dtype in COMPLEX else [])
     for i, dt in enumerate(dtypes):
         x = _random(rng, (batch,) + op.input_shape, dt)
         y = _random(rng, (batch,) + op.output_shape, dt)
-        _close(forward(_strided(x, i % 2)), op.apply(x), dt)
-        _close(adjoint(_strided(y, (i + 1) % 2)), op.apply_adjoint(y), dt)
+        _assert_close(forward(_strided(x, i % 2)), op.apply(x), dt)
+        _assert_close(adjoint(_strided(y, (i + 1) % 2)), op.apply_adjoint(y), dt)
     # autograd: the gradient of Re <g, F x> is F^H g, that of Re <h, F^H y> is F h
     x = torch.from_numpy(_random(rng, (batch,) + op.input_shape, op.dtype)).requires_grad_()
     g = _random(rng, (batch,) + op.output_shape, op.dtype)
     (forward(x) * torch.from_numpy(g).conj()).real.sum().backward()
-    _close(x.grad, op.apply_adjoint(g), op.dtype)
+    _assert_close(x.grad, op.apply_adjoint(g), op.dtype)
     y = torch.from_numpy(_random(rng, (batch,) + op.output_shape, op.dtype)).requires_grad_()
     h = _random(rng, (batch,) + op.input_shape, op.dtype)
     (adjoint(y) * torch.from_numpy(h).conj()).real.sum().backward()
-    _close(y.grad, op.apply(h), op.dtype)
+    _assert_close(y.grad, op.apply(h), op.dtype)
 
 
 def dot_test(op, rng, batch: int = 2) -> None:
     """<F x, y> = <x, F^H y> with the torch kernels alone, in double precision."""
-    forward, adjoint = layer_kernels(op)
-    for dt in (np.float64, np.complex128):
-        x = torch.from_numpy(_random(rng, (batch,) + op.input_shape, dt))
-        y = torch.from_numpy(_random(rng, (batch,) + op.output_shape, dt))
-        lhs = torch.vdot(y.reshape(-1), forward(x).reshape(-1)).item()
-        rhs = torch.vdot(adjoint(y).reshape(-1), x.reshape(-1)).item()
-        assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+    for native in (True, False):
+        forward, adjoint = layer_kernels(op, native=native)
+        for dt in (np.float64, np.complex128):
+            x = torch.from_numpy(_random(rng, (batch,) + op.input_shape, dt))
+            y = torch.from_numpy(_random(rng, (batch,) + op.output_shape, dt))
+            lhs = torch.vdot(y.reshape(-1), forward(x).reshape(-1)).item()
+            rhs = torch.vdot(adjoint(y).reshape(-1), x.reshape(-1)).item()
+            assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
 
 
 def _double(config):
@@ -140,7 +145,7 @@ def test_upsample_any_mode(mode, ndim):
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_upsample_interpolating(mode, ndim, align_corners):
     rng = np.random.default_rng(2)
-    spatial = (40, 9, 6)[:ndim]  # 40: a long axis, applied as gathers
+    spatial = {1: (300,), 2: (40, 27), 3: (40, 9, 6)}[ndim]  # 300: gathers (transposed)
     for kw in ({"scale_factor": 2.0}, {"scale_factor": 0.45}, {"size": (64, 4, 11)[:ndim]}):
         for dt in (np.float32, np.float64):
             op = linop.Upsample((2,) + spatial, mode=mode, align_corners=align_corners,
@@ -148,6 +153,23 @@ def test_upsample_interpolating(mode, ndim, align_corners):
             check_kernels(op, rng)
         dot_test(linop.Upsample((2,) + spatial, mode=mode, align_corners=align_corners, **kw),
                  rng)
+
+
+@pytest.mark.parametrize("mode,spatial,kw", [
+    ("nearest", (700, 3), {"scale_factor": 2.0}),
+    ("nearest-exact", (3, 700), {"scale_factor": 0.7}),
+    ("bilinear", (600, 5), {"scale_factor": 1.5}),
+    ("bicubic", (5, 900), {"size": (4, 1000)}),
+    ("trilinear", (500, 2, 3), {"scale_factor": (0.8, 2.0, 1.0)}),
+    ("area", (3, 800), {"size": (2, 350)}),
+])
+def test_upsample_long_axes(mode, spatial, kw):
+    """Axes too long for dense products: gathers along inner axes, and along the last
+    one on the transposed tensor (DENSE_PER_PASS)."""
+    rng = np.random.default_rng(11)
+    for dt in (np.float32, np.float64):
+        check_kernels(linop.Upsample((2,) + spatial, mode=mode, dtype=dt, **kw), rng)
+    dot_test(linop.Upsample((2,) + spatial, mode=mode, **kw), rng)
 
 
 def test_upsample_complex_operator():
@@ -166,7 +188,7 @@ def test_avg_pool_configs(config):
     dot_test(_double(config), rng)
 
 
-@pytest.mark.parametrize("cls,shape", [(linop.AvgPool1d, (3, 50)), (linop.AvgPool2d, (2, 40, 9)),
+@pytest.mark.parametrize("cls,shape", [(linop.AvgPool1d, (3, 300)), (linop.AvgPool2d, (2, 40, 9)),
                                        (linop.AvgPool3d, (2, 6, 37, 5)),
                                        (linop.AvgPool3d, (1, 2, 9, 9))])
 def test_avg_pool_cases(cls, shape):
@@ -193,7 +215,10 @@ def test_pad_configs(config):
 def test_pad_cases(mode):
     rng = np.random.default_rng(7)
     for shape, pad in (((3, 40), (5, -3)), ((2, 9, 30), (2, 3, -1, 4)),
-                       ((2, 5, 6, 7), (1, 2, 3, -2, -1, 4)), ((4, 6, 7), (-2, -1))):
+                       ((2, 5, 6, 7), (1, 2, 3, -2, -1, 4)), ((4, 6, 7), (-2, -1)),
+                       # no crops, 1 to 3 axes: torch's own kernels (native)
+                       ((3, 40), (5, 3)), ((2, 9, 30), (2, 3, 0, 4)),
+                       ((2, 5, 6, 7), (1, 2, 3, 2, 1, 4)), ((2, 2, 3, 4, 5), (1, 1, 2, 2, 0, 0))):
         for dt in (np.float32, np.float64, np.complex64):
             check_kernels(linop.Pad(shape, pad, mode, dtype=dt), rng, batch=3)
         dot_test(linop.Pad(shape, pad, mode), rng)
@@ -229,6 +254,44 @@ def test_dtype_promotion_and_errors():
         adjoint(torch.ones((1, 2, 5)))
     with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         forward(np.ones((1, 2, 5)))
+
+
+def test_float32_operator_on_double_tensors():
+    """NumPy's rule: a float64 result with the float32 operator's own taps (its float32
+    coordinates), which torch's float64 kernels would not reproduce."""
+    rng = np.random.default_rng(10)
+    for op in (linop.Upsample((2, 7, 5), scale_factor=(1 / 3, 2.7), mode="nearest",
+                              dtype=np.float32),
+               linop.Upsample((2, 9, 5), size=(13, 4), mode="bilinear", dtype=np.float32),
+               linop.AvgPool2d((2, 9, 9), 3, stride=2, padding=1, dtype=np.float32),
+               linop.Pad((2, 9, 5), (1, 2, 3, 0), "reflect", dtype=np.float32)):
+        forward, adjoint = layer_kernels(op)
+        x = rng.standard_normal((2,) + op.input_shape)
+        y = rng.standard_normal((2,) + op.output_shape)
+        _assert_close(forward(torch.from_numpy(x)), op.apply(x), np.float64)
+        _assert_close(adjoint(torch.from_numpy(y)), op.apply_adjoint(y), np.float64)
+
+
+def test_tables_sized_against_the_memory_limit():
+    op = linop.Upsample((1, 3000), size=5000, mode="linear")
+    with linop.memory_limit(100_000), pytest.raises(linop.MatrixTooLargeError,
+                                                    match="torch tables"):
+        layer_kernels(op)
+    assert layer_kernels(op) is not None
+
+
+def test_empty_batch():
+    for op in (linop.Upsample((2, 5, 6), scale_factor=0.5, mode="area"),
+               linop.AvgPool1d((6,), 2), linop.Pad((2, 5), (1, 1), "reflect"),
+               linop.PixelShuffle((4, 2, 2), 2)):
+        for native in (True, False):
+            forward, adjoint = layer_kernels(op, native=native)
+            x = torch.zeros((0,) + op.input_shape, dtype=torch.float32, requires_grad=True)
+            y = forward(x)
+            assert y.shape == (0,) + op.output_shape and y.dtype == torch.float64
+            y.sum().backward()
+            assert x.grad.shape == x.shape
+            assert adjoint(torch.zeros((0,) + op.output_shape)).shape == (0,) + op.input_shape
 
 
 def test_identity_steps_return_fresh_tensors():
