@@ -94,7 +94,7 @@ def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, gro
 
 
 #: The methods the torch engine has (``method=`` with ``engine="torch"``).
-TORCH_METHOD_NAMES = ("auto", "im2col", "toeplitz")
+TORCH_METHOD_NAMES = ("auto", "im2col", "toeplitz", "fft")
 
 
 def as_engine(engine, method: str = "auto") -> str:

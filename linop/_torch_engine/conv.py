@@ -288,3 +288,13 @@ class TorchCSRMethod:
 
 #: The torch engine's methods, by the NumPy engine's names.
 TORCH_METHODS = {"im2col": TorchConvMethod, "toeplitz": TorchCSRMethod}
+
+
+def _fft_method(weight, geometry, groups):
+    """The torch engine's FFT method (`linop._torch_engine.fft`, imported when used)."""
+    from linop._torch_engine.fft import TorchFFTMethod
+
+    return TorchFFTMethod(weight, geometry, groups)
+
+
+TORCH_METHODS["fft"] = _fft_method
