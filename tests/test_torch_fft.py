@@ -215,3 +215,17 @@ def test_cuda_tensors_equal_the_matrix(case):
         y = random_array(rng, (2,) + op.output_shape, dtype)
         back = op.apply_adjoint(torch.from_numpy(y).cuda())
         _close(back.cpu().numpy().reshape(2, -1), (m.conj().T @ y.reshape(2, -1).T).T, dtype)
+
+
+def test_the_plan_has_a_torch_fft_row_and_auto_takes_it_by_the_rule():
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((21, 21))
+    op = linop.Conv2d(w, (200, 200), padding=10, engine="torch")
+    row = op.plan["torch", "fft"]
+    assert row.eligible and row.note.startswith("torch.fft")
+    torch_rows = [e for e in op.plan.estimates if e.engine == "torch" and e.eligible]
+    assert op.method == min(torch_rows, key=lambda e: e.expected()).method == "fft"
+    x = rng.standard_normal(op.shape[1])
+    _close(op @ x, op.tocsr() @ x, np.float64)
+    bad = linop.Conv2d(np.full((3, 3), np.nan), (8, 8), engine="torch")
+    assert not bad.plan["torch", "fft"].eligible and bad.method != "fft"

@@ -345,6 +345,13 @@ TORCH_COSTS = {
     "depthwise_mac_float32": 1.65e-10,    # a multiply-add of a depthwise convolution
     "depthwise_mac_float64": 8.6e-10,
     "csr_byte": 1.0e-10,                  # torch's sparse product, per byte of the matrix
+    # method="fft" (torch.fft): not measured separately; taken equal to the NumPy engine's
+    # scipy.fft constants (both run pocketfft-style transforms on the CPU), shared by torch's
+    # threads (`torch_parallelism`), so that "auto" prefers it on torch where NumPy prefers
+    # fft, and never switches engines for it alone (the gain is only the call overhead)
+    "fft_flop": COSTS["fft_flop"],
+    "mix_byte": COSTS["mix_byte"],
+    "pad_byte": COSTS["pad_byte"],
     "csr_build_entry": COSTS["csr_build_entry"],  # the matrix is built by NumPy's code
     "csr_transpose_entry": COSTS["csr_transpose_entry"],
 }
@@ -386,12 +393,22 @@ def _torch_csr(weight, geometry, groups) -> Work:
                 engine="torch")
 
 
+def _torch_fft(weight, geometry, groups) -> Work:
+    numpy = _fft(weight, geometry, groups)
+    apply = dict(numpy.apply)
+    if "fft_flop" in apply:  # the transforms shared by torch's threads, not linop's
+        apply["fft_flop"] *= max(1, min(2, num_threads())) / torch_parallelism()
+    note = "torch.fft: " + numpy.note if numpy.eligible else numpy.note
+    return dataclasses.replace(numpy, apply=apply, note=note, engine="torch")
+
+
 def torch_work(weight: np.ndarray, geometry: ConvGeometry, groups: int) -> tuple[Work, ...]:
     """The work of every torch method for a convolution.
 
     Without torch imported, none is eligible ("auto" never imports torch).
     """
-    works = (_torch_conv(weight, geometry, groups), _torch_csr(weight, geometry, groups))
+    works = (_torch_conv(weight, geometry, groups), _torch_csr(weight, geometry, groups),
+             _torch_fft(weight, geometry, groups))
     if torch_loaded():
         return works
     return tuple(dataclasses.replace(w, eligible=False, note="torch is not imported")
