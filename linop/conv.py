@@ -376,7 +376,8 @@ method : {{"auto", "toeplitz", "im2col", "fft"}}, default "auto"
 engine : {{"auto", "numpy", "torch"}}, default "auto"
     Who computes: NumPy and SciPy, or PyTorch's kernels
     (``torch.nn.functional.conv{n}d`` and ``conv_transpose{n}d`` for
-    ``"im2col"``, ``torch.sparse_csr_tensor`` for ``"toeplitz"``) on NumPy
+    ``"im2col"``, ``torch.sparse_csr_tensor`` for ``"toeplitz"``,
+    ``torch.fft`` for ``"fft"``) on NumPy
     arrays wrapped without copies. ``"auto"`` takes torch only when torch is
     imported already and the cost model expects it to be faster (see
     `plan`). Tensors are computed by torch on their own device whatever the
