@@ -262,6 +262,10 @@ class TorchFFT:
         slots = (slice(None),) * 3 + tuple(slice(None, None, s) for s in g.stride)
         with precise(y.device):
             spectra = self._spectra(lengths, False, conjugate, y)
+            if n_tiles == 1:
+                x = self._conv_t_one_tile(y, spectra, lengths, transform, inverse)
+                self._clear(x, transpose=True)
+                return x
             xgrid = y.new_zeros((k, self.c_in, n_tiles + spill, step) + rest)
             for j0 in range(0, n_tiles, rows):
                 n0 = min(rows, n_tiles - j0)
@@ -285,6 +289,31 @@ class TorchFFT:
             x = fold(xpad, g.padding, g.padding_mode, g.input_size).contiguous()
             self._clear(x, transpose=True)
         return x
+
+    def _conv_t_one_tile(self, y, spectra, lengths, transform, inverse):
+        """``A^T y`` when one tile covers every axis: no overlap-add buffer."""
+        torch = torch_module()
+        g = self.geometry
+        nd = g.ndim
+        dims = tuple(range(3, 3 + nd))
+        if all(s == 1 for s in g.stride):  # the transform zero-extends y itself
+            stuffed = y.unsqueeze(2)
+        else:
+            stuffed = y.new_zeros((y.shape[0], self.c_out, 1) + tuple(
+                (m - 1) * s + 1 for m, s in zip(g.output_size, g.stride)))
+            stuffed[(slice(None),) * 3 + tuple(slice(None, None, s) for s in g.stride)] = \
+                y.unsqueeze(2)
+        window = inverse(self._mix(spectra, transform(stuffed, s=lengths, dim=dims), True),
+                         s=lengths, dim=dims)[:, :, 0]
+        for i, (p, n) in enumerate(zip(g.padded_size, lengths)):
+            window = window.narrow(2 + i, 0, min(p, n))
+        short = [max(0, p - n) for p, n in zip(g.padded_size, lengths)]
+        if any(short):  # the window ends before the padded grid: zeros there
+            widths = []
+            for extra in reversed(short):
+                widths += [0, extra]
+            window = torch.nn.functional.pad(window, widths)
+        return fold(window, g.padding, g.padding_mode, g.input_size).contiguous()
 
     def forward(self, x):
         """``A x``."""
