@@ -229,3 +229,17 @@ def test_the_plan_has_a_torch_fft_row_and_auto_takes_it_by_the_rule():
     _close(op @ x, op.tocsr() @ x, np.float64)
     bad = linop.Conv2d(np.full((3, 3), np.nan), (8, 8), engine="torch")
     assert not bad.plan["torch", "fft"].eligible and bad.method != "fft"
+
+
+def test_promoted_tensors_real_weights_with_complex_input():
+    rng = np.random.default_rng(10)
+    op = linop.Conv2d(rng.standard_normal((2, 3, 3, 3)).astype(np.float32), (3, 9, 10),
+                      padding=1, stride=(1, 2), method="fft", engine="torch")
+    m = op.tocsr().toarray().astype(np.complex128)
+    x = random_array(rng, (2,) + op.input_shape, np.complex128)
+    out = op.apply(torch.from_numpy(x))
+    assert out.dtype == torch.complex128
+    _close(out.numpy().reshape(2, -1), (m @ x.reshape(2, -1).T).T, np.complex128)
+    y = random_array(rng, (2,) + op.output_shape, np.complex128)
+    back = op.apply_adjoint(torch.from_numpy(y))
+    _close(back.numpy().reshape(2, -1), (m.conj().T @ y.reshape(2, -1).T).T, np.complex128)
