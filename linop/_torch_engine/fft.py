@@ -8,7 +8,8 @@ any device (CPU or CUDA; nothing is moved between devices):
   "valid" correlation with the dilated kernel as a circular convolution
   with the flipped kernel ``h`` (``h[r - j*d] = w[j]``, ``r = d*(k-1)``),
   ``torch.fft.rfftn`` (``fftn`` for complex data), one channel mixing per
-  frequency and group (``torch.einsum``), ``torch.fft.irfftn``; every
+  frequency and group (one batched ``matmul``, frequency-major, as the
+  NumPy method mixes), ``torch.fft.irfftn``; every
   ``stride``-th output is kept.
 - ``A^T y``: the outputs put back on their strided grid (zeros between),
   the convolution with the unflipped dilated kernel ``g`` (``g[j*d] =
@@ -110,6 +111,7 @@ class TorchFFT:
         self.n_in = self.c_in * math.prod(geometry.input_size)
         self.n_out = self.c_out * math.prod(geometry.output_size)
         self.direct = TorchConv(weight, geometry, groups)
+        self._depthwise = self.cin_g == 1 and self.c_out == groups
         self._memo = Memo()
 
     def __reduce__(self):
@@ -140,8 +142,10 @@ class TorchFFT:
                 t.index_fill_(2 + i, torch.as_tensor(index, device=t.device), 0)
 
     def _spectra(self, lengths, flipped: bool, conjugate: bool, like):
-        """The dilated kernel's spectra ``(G, C_out/G, C_in/G, *frequencies)`` on ``like``'s
-        device, from ``rfftn`` (``fftn`` for complex data), flipped for the forward."""
+        """The dilated kernel's spectra on ``like``'s device, from ``rfftn`` (``fftn`` for
+        complex data): flipped for the forward, as frequency-major matrices ``(F, G, C_out/G,
+        C_in/G)``; unflipped for the transpose, ``(F, G, C_in/G, C_out/G)``; one channel per
+        group: ``(1, C, 1, *frequencies)``."""
         complex_data = like.is_complex()
         key = ("spectra", lengths, flipped, conjugate and complex_data, str(like.device),
                like.dtype)
@@ -161,8 +165,12 @@ class TorchFFT:
             dims = tuple(range(2, 2 + g.ndim))
             transform = torch.fft.fftn if complex_data else torch.fft.rfftn
             spectrum = transform(t, s=lengths, dim=dims)
-            return spectrum.reshape((self.groups, self.c_out // self.groups, self.cin_g)
-                                    + spectrum.shape[2:])
+            if self._depthwise:  # (1, C, 1, *frequencies), for elementwise products
+                return spectrum.reshape((1, self.c_out, 1) + spectrum.shape[2:])
+            g = self.groups
+            # frequency-major matrices (F, G, to, from): forward C_out <- C_in, else back
+            spectrum = spectrum.reshape(g, self.c_out // g, self.cin_g, -1).permute(3, 0, 1, 2)
+            return (spectrum if flipped else spectrum.transpose(2, 3)).contiguous()
 
         return self._memo.get(key, build)
 
@@ -178,20 +186,15 @@ class TorchFFT:
 
     def _mix(self, spectra, data, transpose: bool):
         """Channel mixing per frequency: ``data`` ``(k, C_a, n0, *F)`` -> ``(k, C_b, n0, *F)``."""
-        torch = torch_module()
+        if self._depthwise:  # one channel per group: elementwise
+            return data * spectra
         g = self.groups
         k, _, n0 = data.shape[:3]
         freqs = data.shape[3:]
         c_from = self.c_out if transpose else self.c_in
-        c_to = self.c_in if transpose else self.c_out
-        if self.cin_g == 1 and self.c_out == g:  # one channel per group: elementwise
-            return data * spectra.reshape((1, c_to, 1) + freqs)
-        x = data.reshape((k, g, c_from // g, n0) + freqs)
-        if transpose:
-            y = torch.einsum("goc...,kgot...->kgct...", spectra, x)
-        else:
-            y = torch.einsum("goc...,kgct...->kgot...", spectra, x)
-        return y.reshape((k, c_to, n0) + freqs)
+        x = data.reshape(k, g, c_from // g, n0, -1).permute(3, 4, 1, 2, 0)  # (n0, F, G, from, k)
+        y = spectra @ x  # (n0, F, G, to, k)
+        return y.permute(4, 2, 3, 0, 1).reshape((k, -1, n0) + freqs)
 
     @staticmethod
     def _transforms(like):
