@@ -39,6 +39,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr, transpose_csr
+from linop._torch_engine.runtime import is_tensor
 from linop._validation import check_numeric_operand
 
 try:  # the symbolic phase of SciPy's sparse product: the exact nnz, no allocation
@@ -122,7 +123,30 @@ class ShapedLinearOperator(LinearOperator):
         """``output_shape``, as PyLops names it (the data's dimensions)."""
         return self.output_shape
 
+    @property
+    def engine(self) -> str:
+        """Who computes NumPy inputs: ``"numpy"``, ``"torch"``, or ``"mixed"`` for a composite.
+
+        Tensors are computed by torch on their device whatever the engine.
+        """
+        return "numpy"
+
     # -- what subclasses provide -------------------------------------------------------
+    def _torch_kernel(self, kind: str):
+        """A torch kernel for a kind of product, or None (tensors then use the NumPy kernels).
+
+        ``kind`` is ``"A"``, ``"AH"``, ``"AT"`` or ``"conjA"``; the kernel maps
+        a batch-first tensor ``(k, *in)`` to ``(k, *out)`` (``in``, ``out`` the
+        kind's shapes) on its device, in its dtype.
+        """
+        return None
+
+    def _torch_cols(self, kind: str, cols: np.ndarray) -> np.ndarray:
+        """A kind of product of NumPy columns by the torch kernel (``engine="torch"``)."""
+        from linop._torch_engine.tensors import numpy_columns, shapes
+
+        return numpy_columns(self._torch_kernel(kind), cols, *shapes(self, kind))
+
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
@@ -198,6 +222,8 @@ class ShapedLinearOperator(LinearOperator):
         >>> A.apply(np.ones((4, 3, 1, 5, 5))).shape      # a (4, 3) batch
         (4, 3, 2, 5, 5)
         """
+        if is_tensor(x):
+            return self._tensor(x, "A", "shaped", "x")
         return self._shaped(x, self.input_shape, self.output_shape, self._apply_cols, "x")
 
     def apply_adjoint(self, y) -> np.ndarray:
@@ -230,9 +256,17 @@ class ShapedLinearOperator(LinearOperator):
         >>> A.apply_adjoint(np.ones((2, 5))).shape
         (2, 5)
         """
+        if is_tensor(y):
+            return self._tensor(y, "AH", "shaped", "y")
         return self._shaped(
             y, self.output_shape, self.input_shape, self._apply_adjoint_cols, "y"
         )
+
+    def _tensor(self, t, kind: str, form: str, name: str):
+        """An entry point on a ``torch.Tensor``: a tensor of the same device, by torch."""
+        from linop._torch_engine.tensors import call
+
+        return call(self, t, kind, form, name)
 
     def _shaped(self, a, shape_in, shape_out, kernel, name):
         check_numeric_operand(a, name)
@@ -264,19 +298,29 @@ class ShapedLinearOperator(LinearOperator):
             )
         return a
 
+    # Every entry point first sends a tensor to torch (`_tensor`), then normalises a NumPy
+    # operand with `_check_operand`.
     def matvec(self, x):
+        if is_tensor(x):
+            return self._tensor(x, "A", "vector", "matvec")
         x = self._check_operand(x, "matvec", self.shape[1], self.input_shape, False)
         return super().matvec(x)
 
     def rmatvec(self, x):
+        if is_tensor(x):
+            return self._tensor(x, "AH", "vector", "rmatvec")
         x = self._check_operand(x, "rmatvec", self.shape[0], self.output_shape, False)
         return super().rmatvec(x)
 
     def matmat(self, X):
+        if is_tensor(X):
+            return self._tensor(X, "A", "columns", "matmat")
         X = self._check_operand(X, "matmat", self.shape[1], self.input_shape, True)
         return super().matmat(X)
 
     def rmatmat(self, X):
+        if is_tensor(X):
+            return self._tensor(X, "AH", "columns", "rmatmat")
         X = self._check_operand(X, "rmatmat", self.shape[0], self.output_shape, True)
         return super().rmatmat(X)
 
@@ -311,6 +355,12 @@ class ShapedLinearOperator(LinearOperator):
             return ProductOperator([self, x])
         if is_scalar(x):
             return SumOperator([(x, self)])
+        if is_tensor(x):  # SciPy's rule: a vector or one column is a matvec
+            if x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
+                return self.matvec(x)
+            if x.ndim == 2:
+                return self.matmat(x)
+            raise ValueError(f"expected a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
         check_numeric_operand(x, "the operand of dot")
         return super().dot(x)
 
@@ -344,6 +394,14 @@ class ShapedLinearOperator(LinearOperator):
 
     def __neg__(self):
         return SumOperator([(-1, self)])
+
+
+#: The kind of product of ``A`` behind each kind of its view, by (transposed, conjugated).
+_KIND_OF_BASE = {
+    (True, False): {"A": "AT", "AH": "conjA", "AT": "A", "conjA": "AH"},
+    (False, True): {"A": "conjA", "AH": "AT", "AT": "AH", "conjA": "A"},
+    (True, True): {"A": "AH", "AH": "A", "AT": "conjA", "conjA": "AT"},
+}
 
 
 class OperatorView(ShapedLinearOperator):
@@ -392,6 +450,17 @@ class OperatorView(ShapedLinearOperator):
             (False, True): (b._apply_conjugate_cols, b._apply_transpose_cols),
             (True, True): (b._apply_adjoint_cols, b._apply_cols),
         }[self.transposed, self.conjugated]
+
+
+    @property
+    def engine(self) -> str:
+        return self.base.engine
+
+    def _torch_kernel(self, kind):
+        from linop._torch_engine.tensors import run
+
+        base_kind = _KIND_OF_BASE[self.transposed, self.conjugated][kind]
+        return lambda t: run(self.base, base_kind, t)
 
     def _apply_cols(self, x):
         return self._kernels()[0](x)
@@ -455,6 +524,11 @@ def is_scalar(value) -> bool:
     return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iufc"
 
 
+def _common_engine(ops) -> str:
+    engines = {op.engine for op in ops}
+    return engines.pop() if len(engines) == 1 else "mixed"
+
+
 def _shapes(op) -> str:
     return f"{op.input_shape} -> {op.output_shape}"
 
@@ -514,6 +588,24 @@ class ProductOperator(ShapedLinearOperator):
         self.factors = tuple(flat)
         dtype = np.result_type(*(f.dtype for f in flat))
         super().__init__(flat[-1].input_shape, flat[0].output_shape, dtype)
+
+    @property
+    def engine(self) -> str:
+        """The factors' engine, or ``"mixed"`` when they differ."""
+        return _common_engine(self.factors)
+
+    def _torch_kernel(self, kind):
+        from linop._torch_engine.tensors import run
+
+        order = reversed(self.factors) if kind in ("A", "conjA") else self.factors
+        order = tuple(order)
+
+        def kernel(t):
+            for f in order:
+                t = run(f, kind, t)
+            return t
+
+        return kernel
 
     def _apply_cols(self, x):
         for f in reversed(self.factors):
@@ -625,10 +717,34 @@ class SumOperator(ShapedLinearOperator):
         total = None
         for c, op in self.terms:
             term = apply(op, x)
-            coefficient = np.conj(c) if conjugate else c
+            coefficient = c.conjugate() if conjugate else c
             term = term * coefficient if coefficient != 1 else term
             total = term.astype(self.dtype, copy=False) if total is None else total + term
         return total
+
+    @property
+    def engine(self) -> str:
+        """The terms' engine, or ``"mixed"`` when they differ."""
+        return _common_engine([op for _, op in self.terms])
+
+    def _torch_kernel(self, kind):
+        from linop._torch_engine.tensors import run
+
+        conjugate = kind in ("AH", "conjA")
+
+        def kernel(t):
+            total = None
+            for c, op in self.terms:
+                term = run(op, kind, t)
+                c = c.conjugate() if conjugate else c
+                c = complex(c) if np.iscomplexobj(c) else float(c)
+                if c != 1:
+                    term = term * (c.real if isinstance(c, complex) and not term.is_complex()
+                                   else c)
+                total = term if total is None else total + term
+            return total
+
+        return kernel
 
     def _apply_cols(self, x):
         return self._combine(x, lambda op, v: op._matmat(v), conjugate=False)
@@ -640,7 +756,7 @@ class SumOperator(ShapedLinearOperator):
         return SumOperator([(c, op.T) for c, op in self.terms])
 
     def _adjoint(self):
-        return SumOperator([(np.conj(c), op.H) for c, op in self.terms])
+        return SumOperator([(c.conjugate(), op.H) for c, op in self.terms])
 
     @property
     def tocsr(self):

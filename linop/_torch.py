@@ -62,6 +62,9 @@ class Identity(ShapedLinearOperator):
 
     _apply_adjoint_cols = _apply_transpose_cols = _apply_conjugate_cols = _apply_cols
 
+    def _torch_kernel(self, kind):
+        return lambda t: t.clone()
+
     def tocsr(self):
         """The identity matrix, as a `scipy.sparse.csr_array`."""
         import scipy.sparse as sp

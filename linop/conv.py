@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
-from linop._conv.engine import METHOD_NAMES, ConvDefinition, ConvEngine
+from linop._conv.engine import ENGINE_NAMES, METHOD_NAMES, ConvDefinition, ConvEngine
 from linop._conv.geometry import ConvGeometry, conv_geometry, transpose_geometry
 from linop._conv.plan import Plan, make_plan
 from linop._validation import (
@@ -51,7 +51,7 @@ def _split_channels(weight, input_shape, ndim, cls_name, transposed):
 
 
 def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, groups, method,
-                     padding_mode="zeros", output_padding=0) -> ConvDefinition:
+                     padding_mode="zeros", output_padding=0, engine="auto") -> ConvDefinition:
     """Validate a (transposed) convolution's parameters into its definition.
 
     The order of the checks is the order of the parameters: the weight, the
@@ -80,6 +80,7 @@ def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, gro
                 f"{c_in // groups})"
             )
     method = as_choice(method, "method", METHOD_NAMES)
+    engine = as_engine(engine, method)
     kernel_size = weight.shape[2:]
     if transposed:
         geometry = transpose_geometry(spatial, kernel_size, stride=stride, padding=padding,
@@ -87,8 +88,27 @@ def _conv_definition(cls, weight, input_shape, *, stride, padding, dilation, gro
     else:
         geometry = conv_geometry(spatial, kernel_size, stride=stride, padding=padding,
                                  dilation=dilation, padding_mode=padding_mode)
-    plan = make_plan(weight, geometry, groups, method)
-    return ConvDefinition(weight, geometry, groups, plan.method, bare, transposed, plan)
+    plan = make_plan(weight, geometry, groups, method, engine)
+    return ConvDefinition(weight, geometry, groups, plan.method, bare, transposed, plan,
+                          plan.engine)
+
+
+#: The methods the torch engine has (``method=`` with ``engine="torch"``).
+TORCH_METHOD_NAMES = ("auto", "im2col", "toeplitz", "fft")
+
+
+def as_engine(engine, method: str = "auto") -> str:
+    """``engine=`` validated; ``"torch"`` imports torch (and needs its method there)."""
+    engine = as_choice(engine, "engine", ENGINE_NAMES)
+    if engine == "torch":
+        from linop._torch_engine.runtime import torch_module
+
+        torch_module()
+        if method not in TORCH_METHOD_NAMES:
+            raise ParameterValueError(
+                "method", f"method={method!r} has no torch engine; with engine='torch' use "
+                f"one of {TORCH_METHOD_NAMES}, or engine='numpy'")
+    return engine
 
 
 class _ConvOperatorBase(ShapedLinearOperator):
@@ -142,6 +162,11 @@ class _ConvOperatorBase(ShapedLinearOperator):
         return self.definition.method
 
     @property
+    def engine(self) -> str:
+        """Who computes: ``"numpy"`` (NumPy and SciPy) or ``"torch"`` (PyTorch's kernels)."""
+        return self.definition.engine
+
+    @property
     def plan(self) -> Plan:
         """How the method was chosen: every method's estimated build, apply and memory.
 
@@ -149,13 +174,18 @@ class _ConvOperatorBase(ShapedLinearOperator):
         """
         plan = self.definition.plan
         if plan is None:
-            plan = make_plan(self.definition.weight, self.geometry, self.groups, self.method)
+            plan = make_plan(self.definition.weight, self.geometry, self.groups, self.method,
+                             self.engine)
         return plan
 
     # -- applying --------------------------------------------------------------------------
     #: The engine's calls for ``A x``, ``A^H y``, ``A^T y`` and ``conj(A) x`` of this operator
     #: (a transposed convolution is the engine's ``A^T``).
     _engine_calls: tuple[str, str, str, str]
+
+    def _torch_kernel(self, kind):
+        call = self._engine_calls[("A", "AH", "AT", "conjA").index(kind)]
+        return getattr(self._engine.torch_conv(), call)
 
     def _apply_cols(self, x):
         return getattr(self._engine, self._engine_calls[0])(x)
@@ -187,7 +217,8 @@ class _ConvOperatorBase(ShapedLinearOperator):
     def __repr__(self):
         return (
             f"<{type(self).__name__}: {self.input_shape} -> {self.output_shape}, "
-            f"dtype={self.dtype}, method={self.method!r}>"
+            f"dtype={self.dtype}, method={self.method!r}"
+            + (f", engine={self.engine!r}>" if self.engine != "numpy" else ">")
         )
 
 
@@ -206,10 +237,11 @@ class _ConvNd(_ConvOperatorBase):
         groups=1,
         padding_mode="zeros",
         method="auto",
+        engine="auto",
     ):
         self._init(_conv_definition(
             type(self), weight, input_shape, stride=stride, padding=padding, dilation=dilation,
-            groups=groups, padding_mode=padding_mode, method=method))
+            groups=groups, padding_mode=padding_mode, method=method, engine=engine))
 
     @property
     def padding_mode(self) -> str:
@@ -261,10 +293,11 @@ class _ConvTransposeNd(_ConvOperatorBase):
         dilation=1,
         groups=1,
         method="auto",
+        engine="auto",
     ):
         self._init(_conv_definition(
             type(self), weight, input_shape, stride=stride, padding=padding, dilation=dilation,
-            groups=groups, output_padding=output_padding, method=method))
+            groups=groups, output_padding=output_padding, method=method, engine=engine))
 
     @property
     def output_padding(self) -> tuple[int, ...]:
@@ -340,6 +373,15 @@ method : {{"auto", "toeplitz", "im2col", "fft"}}, default "auto"
     ``"fft"`` for weights that are not finite: see `plan`. Every method
     gives the same numbers to the dtype's precision, and holds a bounded
     workspace besides its cached matrix or spectra.
+engine : {{"auto", "numpy", "torch"}}, default "auto"
+    Who computes: NumPy and SciPy, or PyTorch's kernels
+    (``torch.nn.functional.conv{n}d`` and ``conv_transpose{n}d`` for
+    ``"im2col"``, ``torch.sparse_csr_tensor`` for ``"toeplitz"``,
+    ``torch.fft`` for ``"fft"``) on NumPy
+    arrays wrapped without copies. ``"auto"`` takes torch only when torch is
+    imported already and the cost model expects it to be faster (see
+    `plan`). Tensors are computed by torch on their own device whatever the
+    engine.
 
 Attributes
 ----------
@@ -354,6 +396,8 @@ groups : int
 padding_mode : str
 method : str
     The method in use, ``"toeplitz"``, ``"im2col"`` or ``"fft"``.
+engine : str
+    The engine in use, ``"numpy"`` or ``"torch"``.
 plan : Plan
     The estimated build time, time per application and memory of every
     method, and how the method was chosen; ``print(op.plan)`` shows them.
@@ -476,6 +520,8 @@ dilation : int or tuple of int, default 1
 groups : int, default 1
 method : {{"auto", "toeplitz", "im2col", "fft"}}, default "auto"
     As for :class:`Conv{n}d`.
+engine : {{"auto", "numpy", "torch"}}, default "auto"
+    As for :class:`Conv{n}d`.
 
 Attributes
 ----------
@@ -485,6 +531,7 @@ stride, dilation, output_padding : tuple of int
 padding : tuple of (int, int)
 groups : int
 method : str
+engine : str
 plan : Plan
 geometry : ConvGeometry
     The geometry of the convolution this operator transposes: its

@@ -78,6 +78,7 @@ class _ConvFilterNd(ShapedLinearOperator):
         groups=1,
         padding_mode="zeros",
         dtype=None,
+        engine="auto",
     ):
         nd, name = self._ndim, type(self).__name__
         x = as_weight(x, "x")
@@ -106,6 +107,7 @@ class _ConvFilterNd(ShapedLinearOperator):
             x = x.astype(op_dtype)
             x.flags.writeable = False
         self._init(x, weight_shape, full_shape, groups, geometry, bare, op_dtype)
+        self._engine_name = _filter_engine(engine, full_shape, op_dtype, geometry, groups)
 
     def _init(self, x, weight_shape, full_shape, groups, geometry, bare, dtype):
         self._x = x
@@ -125,6 +127,11 @@ class _ConvFilterNd(ShapedLinearOperator):
         self._x.flags.writeable = False  # an unpickled array is writeable again
 
     # -- attributes ---------------------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        """Who computes NumPy inputs: ``"numpy"`` or ``"torch"``."""
+        return self.__dict__.get("_engine_name", "numpy")
+
     @property
     def x(self) -> np.ndarray:
         """The fixed input, as given (a read-only copy, in the operator's dtype)."""
@@ -279,16 +286,32 @@ class _ConvFilterNd(ShapedLinearOperator):
             patches = np.conj(patches)
         return patches.astype(dtype, copy=False)
 
+    def _torch_kernel(self, kind):
+        def build():
+            from linop._torch_engine.conv_filter import TorchConvFilter
+
+            return TorchConvFilter(self)
+
+        return self._memo.get("torch", build).kernel(kind)
+
     def _apply_cols(self, w):
+        if self.engine == "torch":
+            return self._torch_cols("A", w)
         return self._forward(w, conjugate=False)
 
     def _apply_adjoint_cols(self, y):
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         return self._backward(y, conjugate=True)
 
     def _apply_transpose_cols(self, y):
+        if self.engine == "torch":
+            return self._torch_cols("AT", y)
         return self._backward(y, conjugate=False)
 
     def _apply_conjugate_cols(self, w):
+        if self.engine == "torch":
+            return self._torch_cols("conjA", w)
         return self._forward(w, conjugate=True)
 
     # -- the explicit matrix ---------------------------------------------------------------
@@ -417,6 +440,13 @@ dtype : dtype, optional
     ``numpy.result_type(x.dtype, dtype)`` (never narrower than ``x``), and
     ``x`` is stored in it; e.g. ``dtype=np.complex64`` with a float32 ``x``
     for complex kernels. One of float32, float64, complex64, complex128.
+engine : {{"auto", "numpy", "torch"}}, default "auto"
+    Who computes NumPy inputs: NumPy (the GEMMs above), or PyTorch's
+    convolutions (``torch.nn.functional.conv{n}d`` of ``x`` with the weight,
+    and the weight gradient as a convolution of ``x`` with ``y``).
+    ``"auto"`` takes torch only when torch is imported already and the cost
+    model of the convolutions expects it to be faster. Tensors are computed
+    by torch on their device whatever the engine.
 
 Attributes
 ----------
@@ -540,6 +570,18 @@ True""",
 _SIZES = {1: "L", 2: "H, W", 3: "D, H, W"}
 _AXES = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 _OUT = {1: "L_out", 2: "H_out, W_out", 3: "D_out, H_out, W_out"}
+
+
+def _filter_engine(engine, full_shape, dtype, geometry, groups) -> str:
+    """``engine=`` of a ConvFilter: "auto" compares the convolutions' im2col estimates."""
+    from linop._conv.plan import make_plan
+    from linop.conv import as_engine
+
+    engine = as_engine(engine)
+    if engine != "auto":
+        return engine
+    plan = make_plan(np.zeros(full_shape, dtype), geometry, groups, "im2col", "auto")
+    return plan.engine
 
 
 def _make_class(name: str, n: int):

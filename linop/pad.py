@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
 from linop._conv import padding as _padding
+from linop._layer_engine import LayerEngine
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr
 from linop._validation import (
@@ -134,7 +135,7 @@ def _fold_crop(z: np.ndarray, pairs, mode: str, first: int, sizes) -> np.ndarray
     return core
 
 
-class Pad(ShapedLinearOperator):
+class Pad(LayerEngine, ShapedLinearOperator):
     r"""Padding and cropping (``torch.nn.functional.pad``) as a sparse linear operator.
 
     The operator equals ``torch.nn.functional.pad(x, pad, mode=mode)`` for
@@ -156,6 +157,11 @@ class Pad(ShapedLinearOperator):
         entry repeated; the input wrapped around.
     dtype : dtype, default float64
         float32, float64, complex64 or complex128.
+    engine : {"auto", "numpy", "torch"}, default "auto"
+        Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+        memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+        faster on the CPU). Tensors are computed by torch on their device
+        whatever the engine.
 
     Attributes
     ----------
@@ -265,7 +271,7 @@ class Pad(ShapedLinearOperator):
     """
 
     def __init__(self, input_shape: Sequence[int], pad: Sequence[int],
-                 mode: str = "constant", *, dtype=np.float64) -> None:
+                 mode: str = "constant", *, dtype=np.float64, engine="auto") -> None:
         shape = as_shape(input_shape, what="a tuple of positive ints")
         pads = _parse_pad(pad, len(shape))
         mode = as_choice(mode, "mode", MODES)
@@ -286,12 +292,15 @@ class Pad(ShapedLinearOperator):
         self._first = first
         self._pairs = pairs
         super().__init__(shape, out, dt)
+        self._set_engine(engine)
 
     def __repr__(self) -> str:
         return (f"<Pad {self.input_shape} -> {self.output_shape}, pad={self.pad}, "
                 f"mode={self.mode!r}, dtype={self.dtype}>")
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("A", x)
         k = x.shape[-1]
         y = _pad_crop(x.reshape(self.input_shape + (k,)), self._pairs, self.mode, self._first)
         # a fresh array, never a view of the (read-only) input
@@ -299,6 +308,8 @@ class Pad(ShapedLinearOperator):
         return y.reshape(-1, k)
 
     def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         k = y.shape[-1]
         x = _fold_crop(y.reshape(self.output_shape + (k,)), self._pairs, self.mode,
                        self._first, self.input_shape[self._first:])
@@ -312,7 +323,8 @@ class Pad(ShapedLinearOperator):
     def _transpose(self):
         if self.mode != "constant":
             return super()._transpose()
-        return Pad(self.output_shape, tuple(-p for p in self.pad), "constant", dtype=self.dtype)
+        return Pad(self.output_shape, tuple(-p for p in self.pad), "constant", dtype=self.dtype,
+                   engine=self.engine)
 
     def _adjoint(self):
         return self._transpose() if self.mode == "constant" else super()._adjoint()

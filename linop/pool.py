@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
 from linop._interp.axis import AxisInterpolation
+from linop._layer_engine import LayerEngine
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr
 from linop._validation import (
@@ -60,7 +61,7 @@ def _windows(n: int, k: int, s: int, p: int, m: int):
     return lo, hi - lo, end - start
 
 
-class _AvgPoolNd(ShapedLinearOperator):
+class _AvgPoolNd(LayerEngine, ShapedLinearOperator):
     _ndim: int
 
     def __init__(
@@ -74,6 +75,7 @@ class _AvgPoolNd(ShapedLinearOperator):
         divisor_override: int | None = None,
         *,
         dtype=np.float64,
+        engine="auto",
     ) -> None:
         d = self._ndim
         shape = as_shape(input_shape, ndims=(d, d + 1), what=(
@@ -136,6 +138,7 @@ class _AvgPoolNd(ShapedLinearOperator):
         # shrinking axes first: the intermediate arrays stay small
         self.axis_order = tuple(sorted(range(d), key=lambda a: out[a] / spatial[a]))
         super().__init__(shape, shape[:-d] + out, dt)
+        self._set_engine(engine)
 
     # -- attributes ---------------------------------------------------------------------
     @property
@@ -218,9 +221,13 @@ class _AvgPoolNd(ShapedLinearOperator):
         return x.view(np.result_type(x.dtype, np.complex64)) if complex_ else x
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("A", x)
         return self._pool(x, self.input_shape, adjoint=False)
 
     def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         return self._pool(y, self.output_shape, adjoint=True)
 
     # real coefficients: the adjoint is the transpose
@@ -302,6 +309,11 @@ divisor_override : int, optional
 dtype : dtype, default float64
     float32, float64, complex64 or complex128 (a complex operator averages
     the real and imaginary parts).
+engine : {{"auto", "numpy", "torch"}}, default "auto"
+    Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+    memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+    faster on the CPU). Tensors are computed by torch on their device
+    whatever the engine.
 
 Attributes
 ----------

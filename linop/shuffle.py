@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from linop._base import ShapedLinearOperator
+from linop._layer_engine import LayerEngine
 from linop._memory import check_nbytes, csr_nbytes
 from linop._validation import (
     ParameterValueError,
@@ -30,7 +31,7 @@ __all__ = ["PixelShuffle", "PixelUnshuffle"]
 _SHAPE_WHAT = "a tuple (*batch, C, H, W) of ints (at least 3 axes)"
 
 
-class _PixelPermutation(ShapedLinearOperator):
+class _PixelPermutation(LayerEngine, ShapedLinearOperator):
     """What `PixelShuffle` and `PixelUnshuffle` share: a permutation of the entries.
 
     ``_split`` is the shape of the input seen with its factors apart and
@@ -39,11 +40,13 @@ class _PixelPermutation(ShapedLinearOperator):
 
     _factor_name: str
 
-    def _setup(self, input_shape, output_shape, factor: int, dtype, split, axes) -> None:
+    def _setup(self, input_shape, output_shape, factor: int, dtype, split, axes,
+               engine="auto") -> None:
         self.factor = factor
         self._split = tuple(split)
         self._axes = tuple(axes)
         super().__init__(input_shape, output_shape, dtype)
+        self._set_engine(engine)
 
     def __repr__(self) -> str:
         return (
@@ -59,9 +62,13 @@ class _PixelPermutation(ShapedLinearOperator):
         return np.array(moved, order="C").reshape(-1, k)
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("A", x)
         return self._permute(x, self._split, self._axes)
 
     def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         inverse = tuple(int(a) for a in np.argsort(self._axes))
         split_out = tuple(self._split[a] for a in self._axes)
         return self._permute(y, split_out, inverse)
@@ -172,6 +179,11 @@ class PixelShuffle(_PixelPermutation):
         :math:`r^2`.
     dtype : dtype, default float64
         float32, float64, complex64 or complex128.
+    engine : {"auto", "numpy", "torch"}, default "auto"
+        Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+        memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+        faster on the CPU). Tensors are computed by torch on their device
+        whatever the engine.
 
     Attributes
     ----------
@@ -230,7 +242,7 @@ class PixelShuffle(_PixelPermutation):
     _factor_name = "upscale_factor"
 
     def __init__(self, input_shape: Sequence[int], upscale_factor: int, *,
-                 dtype=np.float64) -> None:
+                 dtype=np.float64, engine="auto") -> None:
         shape = _check_shape(input_shape)
         r = as_int(upscale_factor, "upscale_factor", minimum=1)
         dt = as_operator_dtype(dtype)
@@ -242,14 +254,15 @@ class PixelShuffle(_PixelPermutation):
             )
         lead = math.prod(batch) * (c // (r * r))
         super()._setup(shape, tuple(batch) + (c // (r * r), h * r, w * r), r, dt,
-                       (lead, r, r, h, w), (0, 3, 1, 4, 2))
+                       (lead, r, r, h, w), (0, 3, 1, 4, 2), engine)
 
     @property
     def upscale_factor(self) -> int:
         return self.factor
 
     def _transpose(self):
-        return PixelUnshuffle(self.output_shape, self.factor, dtype=self.dtype)
+        return PixelUnshuffle(self.output_shape, self.factor, dtype=self.dtype,
+                              engine=self.engine)
 
     _adjoint = _transpose
 
@@ -271,6 +284,11 @@ class PixelUnshuffle(_PixelPermutation):
         The factor :math:`r \ge 1`, which must divide the height and the width.
     dtype : dtype, default float64
         float32, float64, complex64 or complex128.
+    engine : {"auto", "numpy", "torch"}, default "auto"
+        Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+        memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+        faster on the CPU). Tensors are computed by torch on their device
+        whatever the engine.
 
     Attributes
     ----------
@@ -322,7 +340,7 @@ class PixelUnshuffle(_PixelPermutation):
     _factor_name = "downscale_factor"
 
     def __init__(self, input_shape: Sequence[int], downscale_factor: int, *,
-                 dtype=np.float64) -> None:
+                 dtype=np.float64, engine="auto") -> None:
         shape = _check_shape(input_shape)
         r = as_int(downscale_factor, "downscale_factor", minimum=1)
         dt = as_operator_dtype(dtype)
@@ -334,13 +352,14 @@ class PixelUnshuffle(_PixelPermutation):
             )
         lead = math.prod(batch) * c
         super()._setup(shape, tuple(batch) + (c * r * r, h // r, w // r), r, dt,
-                       (lead, h // r, r, w // r, r), (0, 2, 4, 1, 3))
+                       (lead, h // r, r, w // r, r), (0, 2, 4, 1, 3), engine)
 
     @property
     def downscale_factor(self) -> int:
         return self.factor
 
     def _transpose(self):
-        return PixelShuffle(self.output_shape, self.factor, dtype=self.dtype)
+        return PixelShuffle(self.output_shape, self.factor, dtype=self.dtype,
+                            engine=self.engine)
 
     _adjoint = _transpose

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from linop._base import ShapedLinearOperator
 from linop._interp.axis import AxisInterpolation
 from linop._interp.matrices import axis_taps, axis_taps_nbytes
+from linop._layer_engine import LayerEngine
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr
 from linop._validation import (
@@ -32,7 +33,7 @@ MODES = _MODES_ANY + tuple(_MODES_NDIM)
 _FORMS = {1: "n", 2: "H, W", 3: "D, H, W"}
 
 
-class Upsample(ShapedLinearOperator):
+class Upsample(LayerEngine, ShapedLinearOperator):
     r"""Interpolation of ``(C, *spatial)`` (or bare spatial) arrays as a sparse linear operator.
 
     The operator equals ``torch.nn.functional.interpolate(x[None], size=size,
@@ -72,6 +73,11 @@ class Upsample(ShapedLinearOperator):
         and ``area`` work on any number of axes, so for them ``None`` means
         ``False`` (``(C, *spatial)``, as PyTorch's layout): pass
         ``bare=True`` to interpolate spatial sizes alone.
+    engine : {"auto", "numpy", "torch"}, default "auto"
+        Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
+        memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
+        faster on the CPU). Tensors are computed by torch on their device
+        whatever the engine.
 
     Attributes
     ----------
@@ -236,6 +242,7 @@ class Upsample(ShapedLinearOperator):
         align_corners: bool | None = None,
         dtype=np.float64,
         bare: bool | None = None,
+        engine="auto",
     ) -> None:
         dt = as_operator_dtype(dtype)
         mode = as_choice(mode, "mode", MODES)
@@ -317,6 +324,7 @@ class Upsample(ShapedLinearOperator):
         # apply shrinking axes first: the intermediate arrays stay small
         self.axis_order = tuple(sorted(range(d), key=lambda k: out[k] / spatial[k]))
         super().__init__(input_shape, out if bare else (channels,) + out, dt)
+        self._set_engine(engine)
 
     @property
     def matrices(self) -> tuple[sp.csr_array, ...]:
@@ -388,10 +396,14 @@ class Upsample(ShapedLinearOperator):
         return np.ascontiguousarray(x).reshape(-1, k)
 
     def _apply_cols(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            return self._torch_cols("A", x)
         return self._through_axes(x, self.input_shape, self.axis_order, False)
 
     def _apply_adjoint_cols(self, y: np.ndarray) -> np.ndarray:
         # the weights are real: the Hermitian adjoint is the plain transpose
+        if self.engine == "torch":
+            return self._torch_cols("AH", y)
         return self._through_axes(y, self.output_shape, self.axis_order[::-1], True)
 
     _apply_transpose_cols = _apply_adjoint_cols

@@ -26,14 +26,18 @@ from linop._conv.geometry import ConvGeometry
 from linop._conv.im2col import Im2colMethod
 from linop._conv.plan import Plan
 from linop._conv.toeplitz import ToeplitzMethod, explicit_matrix
+from linop._memo import Memo
 
-__all__ = ["METHODS", "METHOD_NAMES", "ConvDefinition", "ConvEngine"]
+__all__ = ["ENGINE_NAMES", "METHODS", "METHOD_NAMES", "ConvDefinition", "ConvEngine"]
 
 #: The ways to apply a convolution, by name.
 METHODS = {"toeplitz": ToeplitzMethod, "im2col": Im2colMethod, "fft": FFTMethod}
 
 #: What ``method=`` accepts.
 METHOD_NAMES = ("auto",) + tuple(METHODS)
+
+#: What ``engine=`` accepts: who computes the method's arithmetic.
+ENGINE_NAMES = ("auto", "numpy", "torch")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -57,6 +61,9 @@ class ConvDefinition:
         The operator is the transposed convolution ``A^T``.
     plan : Plan or None
         The estimates behind the method (see `linop._conv.plan`).
+    engine : str
+        Who computes: ``"numpy"`` (NumPy and SciPy) or ``"torch"`` (PyTorch's
+        kernels, `linop._torch_engine`); never ``"auto"``.
     """
 
     weight: np.ndarray
@@ -66,6 +73,7 @@ class ConvDefinition:
     bare: bool
     transposed: bool
     plan: Plan | None = None
+    engine: str = "numpy"
 
     def __setstate__(self, state):
         # a pickle restores arrays writeable: the weight stays read-only (the
@@ -126,7 +134,15 @@ class ConvEngine:
         self.geometry = definition.geometry
         self.groups = definition.groups
         self.method = definition.method
-        self._impl = METHODS[definition.method](self.weight, self.geometry, self.groups)
+        self.engine = definition.engine
+        if definition.engine == "torch":
+            from linop._torch_engine.conv import TORCH_METHODS
+
+            methods = TORCH_METHODS
+        else:
+            methods = METHODS
+        self._impl = methods[definition.method](self.weight, self.geometry, self.groups)
+        self._memo = Memo()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -145,15 +161,32 @@ class ConvEngine:
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``A^H y = conj(A^T conj(y))``."""
+        if hasattr(self._impl, "adjoint"):
+            return self._impl.adjoint(y)
         if np.iscomplexobj(self.weight):
             return np.conj(self._impl.transpose(np.conj(y)))
         return self._impl.transpose(y)
 
     def conjugate(self, x: np.ndarray) -> np.ndarray:
         """``conj(A) x = conj(A conj(x))``, the adjoint of the transposed convolution."""
+        if hasattr(self._impl, "conjugate"):
+            return self._impl.conjugate(x)
         if np.iscomplexobj(self.weight):
             return np.conj(self._impl.forward(np.conj(x)))
         return self._impl.forward(x)
+
+    def torch_conv(self):
+        """The `~linop._torch_engine.conv.TorchConv` of ``A``, for tensors (built on first use)."""
+        conv = getattr(self._impl, "conv", None)
+        if conv is not None:
+            return conv
+
+        def build():
+            from linop._torch_engine.conv import TorchConv
+
+            return TorchConv(self.weight, self.geometry, self.groups)
+
+        return self._memo.get("torch", build)
 
     def matrix(self, *, transposed: bool = False) -> sp.csr_array:
         """A fresh copy of the explicit matrix ``A`` (or ``A^T``), canonical CSR.
