@@ -1,0 +1,8 @@
+"""Linear algebra of convolutions: exact spectra, norms, determinants and inverses.
+
+(Work in progress: the block diagonalisation lives in `linop.linalg._symbol`.)
+"""
+
+from linop.linalg._symbol import CirculantSymbol, FrequencyOperator, circulant_symbol
+
+__all__ = ["CirculantSymbol", "FrequencyOperator", "circulant_symbol"]
