@@ -2,8 +2,8 @@ r"""The 2-norm of an operator: exact, or estimated from below and bounded from a
 
 `opnorm` returns an `OpnormResult`. Where the matrix is block-circulant the
 value is exact (the largest singular value of the blocks). Otherwise the
-value is a Lanczos estimate (ARPACK on ``A^H A``), which never exceeds the
-norm, and the upper bound comes from the structure:
+value is a Lanczos estimate (on ``A^H A``, fully reorthogonalised), which
+never exceeds the norm, and the upper bound comes from the structure:
 
 - a convolution with zero padding, any stride and dilation, is exactly a
   restriction of a *strided circular* convolution on a larger grid
@@ -27,11 +27,11 @@ import dataclasses
 import math
 
 import numpy as np
-import scipy.sparse.linalg as spla
+from scipy.linalg import eigvalsh_tridiagonal
 
 from linop._base import OperatorView, ProductOperator, SumOperator
 from linop._conv.geometry import ConvGeometry
-from linop._memory import MatrixTooLargeError
+from linop._memory import MatrixTooLargeError, check_nbytes
 from linop._validation import as_int
 from linop.linalg._spectral import as_real, exact_norm
 from linop.linalg._symbol import (
@@ -47,6 +47,19 @@ __all__ = ["OpnormResult", "embedding_grid", "norm_bound", "opnorm"]
 
 #: Relative margin added to bounds computed in floating point (times the dtype's eps).
 _ROUNDING = 64
+
+#: The norm of the random part of a structured start vector, relative to the structured part.
+_RANDOM_SHARE = 0.1
+
+#: How many top singular vectors of the circular embedding make a start vector.
+_MODES = 2
+
+#: The Ritz value must have grown by at most rtol over this many steps (a plateau near a
+#: second, close singular value can last several steps before the top one takes over).
+_WINDOW = 10
+
+#: Lanczos steps by default (each one application of ``A^H A``).
+_DEFAULT_MAXITER = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,21 +224,32 @@ def norm_bound(A) -> tuple[float, str]:
 # -- the estimate -------------------------------------------------------------------------
 def _start_vector(A, rng) -> np.ndarray:
     """A start close to the top right singular vector, where the structure gives one."""
-    form = conv_form(A)
-    if form is not None:
-        try:
-            return _embedding_start(form, A)
-        except (MatrixTooLargeError, ValueError):
-            pass
     n = A.shape[1]
     x = rng.standard_normal(n)
     if np.iscomplexobj(np.empty(0, A.dtype)):
         x = x + 1j * rng.standard_normal(n)
+    form = conv_form(A)
+    if form is not None:
+        try:
+            start = _embedding_start(form, A, rng)
+        except (MatrixTooLargeError, ValueError):
+            return x
+        # a little of a random vector: a structured start can be orthogonal to the top
+        # singular vector (symmetries of small grids), which Lanczos could then never find
+        scale = _RANDOM_SHARE * np.linalg.norm(start) / np.linalg.norm(x)
+        return start + scale * x
     return x
 
 
-def _embedding_start(form: ConvForm, A) -> np.ndarray:
-    """The top singular vector of the circular embedding, cut to the operator's input."""
+def _embedding_start(form: ConvForm, A, rng) -> np.ndarray:
+    """The top singular vectors of the circular embedding, cut to the operator's input.
+
+    A random combination of the ``_MODES`` singular vectors of the largest
+    singular values (each the top one of its frequency): the cut breaks the
+    degeneracies of the circular spectrum (``mu`` and ``-mu``, cosines and
+    sines), and the operator's top vector may lie along any of the nearly
+    degenerate ones, which a single one could miss.
+    """
     g = form.geometry
     if circulant_failure(form, A) is None:
         grid, conv = g.input_size, form
@@ -245,13 +269,16 @@ def _embedding_start(form: ConvForm, A) -> np.ndarray:
         padding_mode="circular")
     blocks, _ = conv_blocks(dataclasses.replace(conv, geometry=geometry))
     u, s, vh = np.linalg.svd(blocks, full_matrices=False)
-    f, grp = np.unravel_index(np.argmax(s[..., 0]), s.shape[:2])
+    top = s[..., 0].reshape(-1)
+    q = min(_MODES, top.size)
+    f, grp = np.unravel_index(np.argpartition(-top, q - 1)[:q], s.shape[:2])
+    coef = rng.standard_normal(q) + 1j * rng.standard_normal(q)
     c_out, cg_in = form.weight.shape[0], form.weight.shape[1] * form.groups
     if not form.adjoint:  # the top right singular vector on the input side
         side = FourierSide((cg_in,) + tuple(grid), cg_in, form.groups, tuple(grid),
                            cg.stride, np.dtype(np.complex128))
         X = np.zeros((side.n_freq, side.groups, side.block_size, 1), complex)
-        X[f, grp, :, 0] = np.conj(vh[f, grp, 0])
+        X[f, grp, :, 0] = coef[:, None] * np.conj(vh[f, grp, 0])
         cut = g.input_size if conv is form else g.padded_size
         channels = cg_in
     else:  # A^H: the top left singular vector on the conv's output side
@@ -259,7 +286,7 @@ def _embedding_start(form: ConvForm, A) -> np.ndarray:
         side = FourierSide((c_out,) + coarse, c_out, form.groups, coarse,
                            (1,) * g.ndim, np.dtype(np.complex128))
         X = np.zeros((side.n_freq, side.groups, side.block_size, 1), complex)
-        X[f, grp, :, 0] = u[f, grp, :, 0]
+        X[f, grp, :, 0] = coef[:, None] * u[f, grp, :, 0]
         cut = g.output_size
         channels = c_out
     full = side.from_freq(X, real=False).reshape((channels,) + side.grid)
@@ -271,46 +298,66 @@ def _embedding_start(form: ConvForm, A) -> np.ndarray:
     if x.size != A.shape[1]:
         raise ValueError("the embedding does not match the operator's input")
     if not np.iscomplexobj(np.empty(0, A.dtype)):
-        x = x.real if np.linalg.norm(x.real) >= np.linalg.norm(x.imag) else x.imag
+        x = x.real
     if not np.any(x):
         raise ValueError("empty start")
     return np.ascontiguousarray(x)
 
 
-def _normal_operator(A):
-    """``A^H A`` as a SciPy operator, counting its applications."""
-    count = [0]
+def lanczos_norm(A, x0: np.ndarray, rtol: float, maxiter: int) -> tuple[float, int, bool]:
+    """The largest Ritz value of ``A^H A`` (square-rooted) by Lanczos from ``x0``.
 
-    def matvec(x):
-        count[0] += 1
-        return A.rmatvec(A.matvec(x))
-
+    Full reorthogonalisation; stops when the estimated distance of the Ritz
+    value to its limit, from the last two increases (a geometric tail
+    ``d_k rho / (1 - rho)``, ``rho = d_k / d_{k-1}``), and its increase
+    over the last ``_WINDOW`` steps are both at most ``rtol`` times the
+    value, or when the Krylov space is invariant. Returns ``(value,
+    applications of A^H A, converged)``.
+    """
+    n = A.shape[1]
     dtype = np.result_type(A.dtype, np.float64)
-    return spla.LinearOperator((A.shape[1], A.shape[1]), matvec=matvec, rmatvec=matvec,
-                               dtype=dtype), count
+    steps = max(1, min(maxiter, n))
+    check_nbytes((steps + 1) * n * np.dtype(dtype).itemsize,
+                 f"the Lanczos basis of opnorm ({steps + 1} vectors of {n})",
+                 "pass a smaller maxiter")
+    basis = np.empty((steps + 1, n), dtype=dtype)
+    v = x0.astype(dtype)
+    norm = np.linalg.norm(v)
+    if norm == 0:
+        return 0.0, 0, True
+    basis[0] = v / norm
+    alpha, beta, values = [], [], []
+    for k in range(steps):
+        w = A.rmatvec(A.matvec(basis[k])).astype(dtype, copy=False)
+        alpha.append(float(np.vdot(basis[k], w).real))
+        done = basis[: k + 1]
+        for _ in range(2):  # classical Gram-Schmidt, twice
+            w = w - done.T @ (np.conj(done) @ w)
+        b = float(np.linalg.norm(w))
+        theta = alpha[0] if k == 0 else float(
+            eigvalsh_tridiagonal(np.array(alpha), np.array(beta), select="i",
+                                 select_range=(k, k))[0])
+        values.append(math.sqrt(max(theta, 0.0)))
+        scale = max(abs(a) for a in alpha) + (max(beta) if beta else 0.0)
+        if b <= 1e-13 * scale:  # an invariant subspace: the value is exact
+            return values[-1], k + 1, True
+        if k >= _WINDOW:
+            d, d_prev = values[-1] - values[-2], values[-2] - values[-3]
+            rho = min(d / d_prev, 0.99) if d_prev > 0 else 0.99
+            tail = d * rho / (1 - rho) if d > 0 else 0.0
+            window = values[-1] - values[-1 - _WINDOW]
+            if tail <= rtol * values[-1] and window <= rtol * values[-1]:
+                return values[-1], k + 1, True
+        beta.append(b)
+        basis[k + 1] = w / b
+    return values[-1], steps, False
 
 
 def _estimate(A, rtol: float, maxiter: int | None, rng) -> tuple[float, int, bool]:
-    n = A.shape[1]
-    if n == 0 or A.shape[0] == 0:
+    if A.shape[1] == 0 or A.shape[0] == 0:
         return 0.0, 0, True
     x0 = _start_vector(A, rng)
-    if n <= 2:  # ARPACK needs k < n: the Rayleigh quotient over the whole space
-        columns = A.matmat(np.eye(n, dtype=np.result_type(A.dtype, np.float32)))
-        return float(np.linalg.norm(columns, 2)), n, True
-    N, count = _normal_operator(A)
-    try:
-        theta = spla.eigsh(N, k=1, which="LA", v0=x0.astype(N.dtype), tol=rtol,
-                           maxiter=maxiter, return_eigenvectors=False)
-        converged = True
-    except spla.ArpackNoConvergence as err:
-        theta = err.eigenvalues
-        converged = False
-        if theta is None or len(theta) == 0:
-            v = x0 / np.linalg.norm(x0)
-            theta = [np.vdot(v, N.matvec(v)).real]
-    value = float(np.sqrt(max(float(np.max(np.real(theta))), 0.0)))
-    return value, count[0], converged
+    return lanczos_norm(A, x0, rtol, _DEFAULT_MAXITER if maxiter is None else maxiter)
 
 
 def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> OpnormResult:
@@ -322,11 +369,13 @@ def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> Op
         Any operator; convolutions, transposed convolutions, their views,
         products and sums of linop operators get structural bounds.
     rtol : float, default 1e-6
-        Relative accuracy of the iterated estimate (ARPACK's ``tol`` on the
-        eigenvalue of ``A^H A``); not used when the value is exact.
+        Relative accuracy of the iterated estimate: the iteration stops
+        when the estimated distance of the value to its limit is at most
+        ``rtol`` times the value. Not used when the value is exact.
     maxiter : int, optional
-        At most this many restarts of the iteration (ARPACK's ``maxiter``);
-        by default ARPACK's.
+        At most this many Lanczos steps (applications of ``A^H A``; the
+        basis holds as many vectors of the input's size, sized against the
+        memory limit first). Default 300.
     rng : numpy.random.Generator, int or None
         For the random start where the structure gives none.
 
