@@ -432,14 +432,14 @@ def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> Op
     Examples
     --------
     >>> import numpy as np, linop
-    >>> w = np.random.default_rng(0).standard_normal((8, 8, 3, 3))
-    >>> A = linop.Conv2d(w, (8, 16, 16), padding=1)          # zero padding
+    >>> w = np.random.default_rng(0).standard_normal((4, 4, 3, 3))
+    >>> A = linop.Conv2d(w, (4, 12, 12), padding=1)          # zero padding
     >>> r = linop.linalg.opnorm(A)
     >>> r.exact, bool(r.lower <= r.upper < 1.05 * r.lower)
     (False, True)
-    >>> bool(abs(r.value - np.linalg.norm(A.tocsr().toarray(), 2)) < 1e-5 * r.value)
+    >>> bool(abs(r.value - np.linalg.norm(A.tocsr().toarray(), 2)) < 1e-6 * r.value)
     True
-    >>> C = linop.Conv2d(w, (8, 16, 16), padding=1, padding_mode="circular")
+    >>> C = linop.Conv2d(w, (4, 12, 12), padding=1, padding_mode="circular")
     >>> c = linop.linalg.opnorm(C)
     >>> c.exact, c.value == c.lower
     (True, True)
@@ -450,6 +450,7 @@ def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> Op
     form = conv_form(A)
     if form is not None and circulant_failure(form, A) is None:
         value = exact_norm(A)
+        value = float(value)
         return OpnormResult(value, value, value, True, 0, True, "exact (block-circulant)")
     rng = np.random.default_rng(rng)
     embedding = None
@@ -466,4 +467,5 @@ def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> Op
         upper, how = norm_bound(A)
     x0 = _start_vector(A, rng, form, embedding)
     value, nit, converged = _estimate(A, float(rtol), maxiter, x0)
-    return OpnormResult(value, value, upper, False, nit, converged, how)
+    return OpnormResult(float(value), float(value), float(upper), False, int(nit),
+                        bool(converged), how)
