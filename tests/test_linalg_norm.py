@@ -165,3 +165,16 @@ def test_the_embedding_start_converges_fast():
                                             (4, 16, 16)), rng=0)  # the same matrix, no start
     assert plain.value == pytest.approx(ref, rel=1e-6)
     assert structured.nit < plain.nit
+
+
+def test_the_lanczos_basis_is_cut_to_the_memory_limit():
+    rng = np.random.default_rng(4)
+    op = linop.Conv2d(rng.standard_normal((2, 2, 3, 3)), (2, 12, 12), padding=1,
+                      method="im2col")
+    vector = op.shape[1] * 8
+    with linop.memory_limit(15 * vector):  # room for 12 basis vectors
+        result = linalg.opnorm(op, rtol=1e-14)
+    assert result.nit <= 12 and not result.converged
+    assert result.lower <= dense_norm(op) * (1 + 1e-12)
+    with linop.memory_limit(5 * vector), pytest.raises(linop.MatrixTooLargeError):
+        linalg.opnorm(op)

@@ -31,7 +31,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from linop._base import OperatorView, ProductOperator, SumOperator
 from linop._conv.geometry import ConvGeometry
-from linop._memory import MatrixTooLargeError, check_nbytes
+from linop._memory import MatrixTooLargeError, check_nbytes, get_memory_limit
 from linop._validation import as_int
 from linop.linalg._spectral import as_real, exact_norm
 from linop.linalg._symbol import (
@@ -56,7 +56,7 @@ _MODES = 2
 
 #: The Ritz value must have grown by at most rtol over this many steps (a plateau near a
 #: second, close singular value can last several steps before the top one takes over).
-_WINDOW = 6
+_WINDOW = 10
 
 #: Lanczos steps by default (each one application of ``A^H A``).
 _DEFAULT_MAXITER = 300
@@ -342,7 +342,10 @@ def lanczos_norm(A, x0: np.ndarray, rtol: float, maxiter: int,
     n = A.shape[1]
     dtype = np.result_type(A.dtype, np.float64)
     steps = max(1, min(maxiter, n))
-    check_nbytes((steps + 1) * n * np.dtype(dtype).itemsize,
+    vector = n * np.dtype(dtype).itemsize
+    # as many steps as the memory limit holds (with two vectors of workspace), at least 10
+    steps = max(min(steps, 10), min(steps, get_memory_limit() // vector - 3))
+    check_nbytes((steps + 3) * vector,
                  f"the Lanczos basis of opnorm ({steps + 1} vectors of {n})",
                  "pass a smaller maxiter")
     basis = np.empty((steps + 1, n), dtype=dtype)
@@ -386,7 +389,7 @@ def _estimate(A, rtol: float, maxiter: int | None, x0: np.ndarray) -> tuple[floa
     return lanczos_norm(A, x0, rtol, _DEFAULT_MAXITER if maxiter is None else maxiter)
 
 
-def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> OpnormResult:
+def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=0) -> OpnormResult:
     r"""The 2-norm (largest singular value) of an operator, with certified bounds.
 
     Parameters
@@ -400,10 +403,12 @@ def opnorm(A, *, rtol: float = 1e-6, maxiter: int | None = None, rng=None) -> Op
         ``rtol`` times the value. Not used when the value is exact.
     maxiter : int, optional
         At most this many Lanczos steps (applications of ``A^H A``; the
-        basis holds as many vectors of the input's size, sized against the
-        memory limit first). Default 300.
-    rng : numpy.random.Generator, int or None
-        For the random start where the structure gives none.
+        basis holds as many vectors of the input's size, and is cut to what
+        `linop.get_memory_limit` allows, at least 10). Default 300.
+    rng : numpy.random.Generator, int or None, default 0
+        For the random part of the start vector (the whole of it where the
+        structure gives none). The default seed makes the result
+        reproducible; None draws fresh entropy.
 
     Returns
     -------
