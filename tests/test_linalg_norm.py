@@ -16,6 +16,7 @@ from hypothesis import given, settings
 import linop
 from linalg_cases import any_conv_ops, circulant_ops, weight
 from linop import linalg
+from linop.linalg._norm import norm_bound
 
 SETTINGS = settings(max_examples=80, deadline=None, database=None)
 SINGLE = (np.dtype(np.float32), np.dtype(np.complex64))
@@ -178,3 +179,16 @@ def test_the_lanczos_basis_is_cut_to_the_memory_limit():
     assert result.lower <= dense_norm(op) * (1 + 1e-12)
     with linop.memory_limit(5 * vector), pytest.raises(linop.MatrixTooLargeError):
         linalg.opnorm(op)
+
+
+def test_bounds_degrade_to_inf_not_errors():
+    rng = np.random.default_rng(5)
+    small = linop.Conv2d(rng.standard_normal((2, 2, 3, 3)), (2, 6, 6), padding=1)
+    assert norm_bound(small.T @ small)[0] >= dense_norm(small.T @ small)
+    conv = linop.Conv2d(rng.standard_normal((8, 8, 3, 3)), (8, 16, 16), padding=1)
+    with linop.memory_limit(300_000):  # room for 15 Lanczos vectors, not for the blocks
+        result = linalg.opnorm(conv @ conv.H)
+        assert norm_bound(conv)[0] == np.inf
+    assert result.upper == np.inf and result.lower > 0 and result.nit <= 15
+    assert linalg.opnorm(0 * small).upper == 0.0
+    assert linalg.opnorm(0 * small).value == 0.0

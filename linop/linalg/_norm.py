@@ -221,16 +221,20 @@ def norm_bound(A) -> tuple[float, str]:
         return norm_bound(A.base)
     form = conv_form(A)
     if form is not None:
-        if circulant_failure(form, A) is None:
-            eps = np.finfo(np.empty(0, complex_dtype(A.dtype)).real.dtype).eps
-            return (1 + _ROUNDING * eps) * exact_norm(A), "exact (block-circulant)"
-        return _conv_bound(form)
+        try:
+            if circulant_failure(form, A) is None:
+                eps = np.finfo(np.empty(0, complex_dtype(A.dtype)).real.dtype).eps
+                return (1 + _ROUNDING * eps) * exact_norm(A), "exact (block-circulant)"
+            return _conv_bound(form)
+        except MatrixTooLargeError:
+            return math.inf, "none known (the blocks exceed the memory limit)"
     if isinstance(A, ProductOperator):
-        parts = [norm_bound(f) for f in A.factors]
-        return math.prod(b for b, _ in parts), "product of the factors' bounds"
+        bounds = [norm_bound(f)[0] for f in A.factors]
+        product = 0.0 if 0.0 in bounds else math.prod(bounds)  # no 0 * inf
+        return product, "product of the factors' bounds"
     if isinstance(A, SumOperator):
-        parts = [(abs(c), norm_bound(op)[0]) for c, op in A.terms]
-        return sum(c * b for c, b in parts), "sum of the terms' bounds"
+        total = sum(abs(c) * norm_bound(op)[0] for c, op in A.terms if c != 0)
+        return float(total), "sum of the terms' bounds"
     tocsr = getattr(A, "tocsr", None)
     if callable(tocsr):
         try:
