@@ -20,6 +20,7 @@ array([[26., 39.],
 
 __version__ = "0.1.0"
 
+from linop import linalg
 from linop._base import ProductOperator, ShapedLinearOperator, SumOperator
 from linop._conv.geometry import ConvGeometry
 from linop._conv.plan import Estimate, Plan
@@ -82,4 +83,5 @@ __all__ = [
     "memory_limit",
     "set_memory_limit",
     "dottest",
+    "linalg",
 ]
