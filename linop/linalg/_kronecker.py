@@ -85,7 +85,7 @@ def _along(matrix: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class KroneckerSVD:
-    """The SVD ``A = (⊗ U_a) diag(c σ) (⊗ V_a)^H`` of a separable convolution.
+    """The SVD ``A = (⊗ U_a) diag(c sigma) (⊗ V_a)^H`` of a separable convolution.
 
     Attributes
     ----------
