@@ -10,20 +10,23 @@ dilation and padding mode on every axis:
 
     A = c \, A_1 \otimes \dots \otimes A_d .
 
-With the per-axis SVDs ``A_a = U_a S_a V_a^H`` (dense, ``n_out_a x n_a``),
-``A = (\otimes U_a)\, c \prod_a S_a \,(\otimes V_a)^H`` is an SVD of ``A``, so
-the Tikhonov solution is one pass, exact for every padding mode:
+With the per-axis eigendecompositions ``A_a^H A_a = V_a \Lambda_a V_a^H``
+(dense, ``n_a x n_a``), ``A^H A = (\otimes V_a)\, |c|^2 \otimes_a
+\Lambda_a \,(\otimes V_a)^H``, so the Tikhonov solution is one pass, exact
+for every padding mode:
 
 .. math::
 
-    x = (\otimes V_a)\, \frac{\bar c \sigma}{|c|^2 \sigma^2 + \delta^2}
-        \, (\otimes U_a)^H b, \qquad \sigma = \textstyle\prod_a s_a ,
+    x = (A^H A + \delta^2 I)^{-1} A^H b = (\otimes V_a)\,
+        (|c|^2 \lambda + \delta^2)^{-1} (\otimes V_a)^H A^H b ,
+        \qquad \lambda = \textstyle\bigotimes_a \Lambda_a ,
 
-and ``(A^H A + \delta^2 I)^{-1} = (\otimes V_a) (|c|^2 \sigma^2 +
-\delta^2)^{-1} (\otimes V_a)^H`` with the full bases (an orthogonal
-transform and a positive diagonal: symmetric positive definite by
-construction). The cost is one dense SVD per axis, ``O(n_a^3)``, and per
-application one dense product along each axis, ``O(N \sum_a n_a)``.
+and the same operator is the exact preconditioner (an orthogonal transform
+and a positive diagonal: symmetric positive definite by construction).
+Without damping the inverse is the pseudo-inverse on the eigenvalues above
+``N eps max(lambda)``. The cost is one dense symmetric eigendecomposition
+per distinct axis, ``O(n_a^3)``, and per application one dense product
+along each axis, ``O(N \sum_a n_a)``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from linop._memory import check_nbytes
 from linop.conv import Conv1d
 from linop.linalg._symbol import conv_form
 
-__all__ = ["KroneckerSVD", "kronecker_svd", "separable_factors", "KRONECKER_MAX_SIZE"]
+__all__ = ["KRONECKER_MAX_SIZE", "KroneckerNormal", "kronecker_normal", "separable_factors"]
 
 #: The largest axis for which the dense per-axis SVD is used (``O(n^3)`` to build,
 #: ``O(N n)`` per application: beyond a few thousand the transforms win).
@@ -84,92 +87,64 @@ def _along(matrix: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class KroneckerSVD:
-    """The SVD ``A = (⊗ U_a) diag(c sigma) (⊗ V_a)^H`` of a separable convolution.
+class KroneckerNormal:
+    """The eigendecomposition ``A^H A = (⊗ V_a) |c|^2 (⊗ Lambda_a) (⊗ V_a)^H``.
 
     Attributes
     ----------
     scale : complex or float
         ``c``.
-    u, s, vh : tuple of ndarray
-        Per axis the thin SVD of the one-dimensional operator ``A_a``.
-    v_full : tuple of ndarray
-        Per axis the full right basis (``n_a x n_a``), for the preconditioner.
-    input_shape, output_shape : tuple of int
-        ``A``'s shapes (a leading channel axis of size 1 where ``A`` has one).
-    input_grid, output_grid : tuple of int
-        The spatial sizes.
+    bases : tuple of ndarray
+        Per axis the orthonormal eigenvectors ``V_a`` (``n_a x n_a``) of
+        ``A_a^H A_a``.
+    eigenvalues : tuple of ndarray
+        Per axis its eigenvalues ``Lambda_a`` (``>= 0``).
+    input_grid : tuple of int
+        The spatial sizes of ``A``'s input.
     dtype : numpy.dtype
+        ``A``'s dtype.
     """
 
     scale: complex
-    u: tuple
-    s: tuple
-    vh: tuple
-    v_full: tuple
-    input_shape: tuple
-    output_shape: tuple
+    bases: tuple
+    eigenvalues: tuple
     input_grid: tuple
-    output_grid: tuple
     dtype: np.dtype
 
-    def singular_values(self) -> np.ndarray:
-        """``|c| prod_a s_a`` on the grid of thin singular vectors (an outer product)."""
-        return abs(self.scale) * _outer(self.s)
+    def normal_eigenvalues(self) -> np.ndarray:
+        """The eigenvalues of ``A^H A`` on the input grid (an outer product)."""
+        return abs(self.scale) ** 2 * _outer(self.eigenvalues)
 
-    def solve(self, b: np.ndarray, damp: float) -> np.ndarray:
-        """The minimiser of ``||A x - b||^2 + damp^2 ||x||^2`` (minimum norm when ``damp == 0``).
-
-        ``b`` has shape ``(prod(output_grid), k)``; returns ``(prod(input_grid), k)``.
-        """
-        k = b.shape[1]
-        y = b.reshape(self.output_grid + (k,))
-        for a, u in enumerate(self.u):
-            y = _along(np.conj(u.T), y, a)
-        sigma = self.singular_values()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if damp > 0:
-                gain = sigma / (sigma**2 + damp**2)
-            else:
-                cut = max(max(self.input_grid), max(self.output_grid)) * np.finfo(
-                    self.dtype).eps * sigma.max()
-                gain = np.where(sigma > cut, 1 / np.where(sigma > cut, sigma, 1), 0)
-        phase = np.conj(self.scale) / abs(self.scale)
-        y = y * (phase * gain)[..., None]
-        for a, vh in enumerate(self.vh):
-            y = _along(np.conj(vh.T), y, a)
-        return y.reshape(-1, k)
-
-    def normal_inverse_eigenvalues(self, damp: float) -> np.ndarray:
-        """``1 / (|c|^2 sigma^2 + damp^2)`` on the full input grid (see `inverse_eigenvalues`)."""
-        full = []
-        for s, n in zip(self.s, self.input_grid):
-            padded = np.zeros(n)
-            padded[: s.size] = s
-            full.append(padded)
+    def inverse_eigenvalues(self, damp: float, *, pseudo: bool = False) -> np.ndarray:
+        """``1/(lambda + damp^2)``; with ``pseudo`` and ``damp == 0``, 0 on the null space."""
         from linop.linalg._precond import inverse_eigenvalues
 
-        return inverse_eigenvalues(abs(self.scale) ** 2 * _outer(full) ** 2, damp, self.dtype)
+        lam = self.normal_eigenvalues()
+        if pseudo and damp == 0:
+            cut = lam.size * np.finfo(self.dtype).eps * float(lam.max(initial=0))
+            return np.where(lam > cut, 1 / np.where(lam > cut, lam, 1), 0)
+        return inverse_eigenvalues(lam, damp, self.dtype)
 
-    def apply_normal_inverse(self, x: np.ndarray, inverse_eigenvalues: np.ndarray):
+    def apply(self, x: np.ndarray, inverse_eigenvalues: np.ndarray) -> np.ndarray:
         """``(⊗ V_a) diag(inverse_eigenvalues) (⊗ V_a)^H x`` for ``x`` of shape (N_in, k)."""
         k = x.shape[1]
         y = x.reshape(self.input_grid + (k,))
-        for a, v in enumerate(self.v_full):
+        for a, v in enumerate(self.bases):
             y = _along(np.conj(v.T), y, a)
         y = y * inverse_eigenvalues[..., None]
-        for a, v in enumerate(self.v_full):
+        for a, v in enumerate(self.bases):
             y = _along(v, y, a)
         return y.reshape(-1, k)
 
 
-def kronecker_svd(A) -> KroneckerSVD | None:
-    """The `KroneckerSVD` of a single-channel convolution with a separable kernel, or None.
+def kronecker_normal(A) -> KroneckerNormal | None:
+    """The `KroneckerNormal` of a single-channel convolution with a separable kernel, or None.
 
     ``A`` is a convolution, a transposed convolution or a view of one (any
     padding mode, stride, dilation). None when the operator is of another
     kind, has several channels, a non-separable kernel, or an axis longer
-    than `KRONECKER_MAX_SIZE`.
+    than `KRONECKER_MAX_SIZE`. Axes with the same one-dimensional operator
+    share one eigendecomposition.
     """
     form = conv_form(A)
     if form is None or form.weight.shape[:2] != (1, 1):
@@ -181,28 +156,26 @@ def kronecker_svd(A) -> KroneckerSVD | None:
     if factors is None:
         return None
     scale, vectors = factors
-    itemsize = np.dtype(np.result_type(form.weight.dtype, np.float64)).itemsize * (
-        2 if np.iscomplexobj(form.weight) else 1)
+    complex_ = np.iscomplexobj(form.weight)
+    itemsize = 16 if complex_ else 8
     check_nbytes(sum(4 * n * n for n in g.input_size + g.output_size) * itemsize,
-                 f"the per-axis SVDs of this separable {form.name}")
-    us, ss, vhs, vfull = [], [], [], []
+                 f"the per-axis eigendecompositions of this separable {form.name}")
+    bases, eigenvalues, done = [], [], {}
     for a, u in enumerate(vectors):
-        matrix = Conv1d(u.astype(np.result_type(u.dtype, np.float64)), (g.input_size[a],),
-                        stride=g.stride[a], padding=(g.padding[a],), dilation=g.dilation[a],
-                        padding_mode=g.padding_mode).tocsr().toarray()
-        if form.adjoint:
-            matrix = np.conj(matrix.T)
-        uu, s, vh = np.linalg.svd(matrix, full_matrices=True)
-        r = s.size
-        us.append(uu[:, :r])
-        ss.append(s)
-        vhs.append(vh[:r])
-        vfull.append(np.conj(vh.T))
-    if form.adjoint:
-        scale = np.conj(scale)
-        grid_in, grid_out = g.output_size, g.input_size
-    else:
-        grid_in, grid_out = g.input_size, g.output_size
-    return KroneckerSVD(scale, tuple(us), tuple(ss), tuple(vhs), tuple(vfull),
-                        tuple(A.input_shape), tuple(A.output_shape), tuple(grid_in),
-                        tuple(grid_out), np.dtype(A.dtype))
+        u = u.astype(np.complex128 if complex_ else np.float64)
+        key = (u.tobytes(), g.input_size[a], g.stride[a], g.padding[a], g.dilation[a])
+        if key not in done:
+            matrix = Conv1d(u, (g.input_size[a],), stride=g.stride[a], padding=(g.padding[a],),
+                            dilation=g.dilation[a], padding_mode=g.padding_mode,
+                            method="toeplitz").tocsr().toarray()
+            if form.adjoint:  # A_a^H: its normal matrix is A_a A_a^H
+                gram = matrix @ np.conj(matrix.T)
+            else:
+                gram = np.conj(matrix.T) @ matrix
+            lam, v = np.linalg.eigh(gram)
+            done[key] = (v, np.maximum(lam, 0))
+        bases.append(done[key][0])
+        eigenvalues.append(done[key][1])
+    return KroneckerNormal(scale, tuple(bases), tuple(eigenvalues),
+                           tuple(g.output_size if form.adjoint else g.input_size),
+                           np.dtype(A.dtype))

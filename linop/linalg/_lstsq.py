@@ -11,7 +11,7 @@ everywhere else:
   columns: this is the per-coarse-frequency Woodbury form of
   super-resolution);
 - single-channel convolutions with a separable kernel, any padding mode:
-  the per-axis SVDs (`linop.linalg._kronecker`);
+  the per-axis eigendecompositions of ``A_a^H A_a`` (`linop.linalg._kronecker`);
 - everything else: CG on ``(A^H A + \delta^2 I) x = A^H b`` in its CGLS
   form (two applications of ``A`` per iteration, the residuals updated
   without cancellation), preconditioned by `preconditioner`.
@@ -27,7 +27,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from linop._memory import check_nbytes
 from linop._validation import ParameterTypeError, ParameterValueError
-from linop.linalg._kronecker import kronecker_svd
+from linop.linalg._kronecker import kronecker_normal
 from linop.linalg._precond import Preconditioner, _as_damp, preconditioner
 from linop.linalg._symbol import circulant_failure, circulant_symbol, conv_form
 
@@ -204,9 +204,9 @@ def lstsq(A, b, damp: float = 0.0, *, rtol: float = 1e-6, maxiter: int | None = 
         if preconditioner == "auto":
             exact = _exact(A, b, damp, dtype)
             if exact is not None:
-                x, form = exact
+                x, form, measured = exact
                 return _finish(A, b, x, damp, dtype, in_shape, "exact", form, 0, None,
-                               f"exact solve ({form})", True)
+                               f"exact solve ({form})", True, *measured)
             M = _make_preconditioner(A, damp)
         elif preconditioner == "none":
             message = "preconditioner='none': unpreconditioned CG"
@@ -244,17 +244,20 @@ def _make_preconditioner(A, damp, kind="auto"):
 
 
 def _finish(A, b, x, damp, dtype, in_shape, method, form, iterations, M, message, success,
-            history=None):
+            history=None, residual_norm=None):
+    """The result; the residuals are measured here (two applications) unless given."""
     x = np.ascontiguousarray(x, dtype=dtype)
-    r = b - A.matvec(x)
-    if history is None:
-        rhs = _norm(A.rmatvec(b))
-        s = A.rmatvec(r) - damp**2 * x
-        history = [_norm(s) / rhs if rhs else 0.0]
+    if residual_norm is None:
+        r = b - A.matvec(x)
+        residual_norm = _norm(r)
+        if history is None:
+            rhs = _norm(A.rmatvec(b))
+            s = A.rmatvec(r) - damp**2 * x
+            history = [_norm(s) / rhs if rhs else 0.0]
     return LstsqResult(
         x=x.reshape(in_shape), success=bool(success), status=0 if success else 1,
         message=message, method=method, form=form, iterations=int(iterations),
-        residuals=np.asarray(history, dtype=np.float64), residual_norm=_norm(r),
+        residuals=np.asarray(history, dtype=np.float64), residual_norm=float(residual_norm),
         damp=damp, preconditioner=M)
 
 
@@ -303,16 +306,22 @@ def _cgls(A, b, damp, rtol, maxiter, x0, M, dtype):
 
 # -- the exact solves ---------------------------------------------------------------------
 def _exact(A, b, damp, dtype):
-    """``(x, form)`` by a closed form, or None when no closed form applies."""
+    """``(x, form, (history, residual_norm))`` by a closed form, or None.
+
+    The residuals are measured in the frequency domain for block-circulant
+    operators (Parseval: the transforms are unitary), else by `_finish`.
+    """
     form = conv_form(A)
     if form is None:
         return None
     if circulant_failure(form, A) is None:
-        return _circulant_solve(A, b, damp, dtype), "block-circulant"
-    ksvd = kronecker_svd(A)
-    if ksvd is not None:
-        return ksvd.solve(b.reshape(-1, 1).astype(np.result_type(dtype, np.float64)),
-                          damp).reshape(-1), "kronecker"
+        x, history, residual_norm = _circulant_solve(A, b, damp, dtype)
+        return x, "block-circulant", (history, residual_norm)
+    normal = kronecker_normal(A)
+    if normal is not None:  # x = (A^H A + damp^2)^{-1} A^H b in the eigenbases
+        rhs = A.rmatvec(b).astype(np.result_type(dtype, np.float64)).reshape(-1, 1)
+        gain = normal.inverse_eigenvalues(damp, pseudo=True)
+        return normal.apply(rhs, gain).reshape(-1), "kronecker", ()
     return None
 
 
@@ -331,12 +340,15 @@ def _circulant_solve(A, b, damp, dtype):
         s = np.sqrt(energy)
         keep = s > eps * float(s.max(initial=0))
         gain = np.where(keep, 1 / np.where(keep, energy + damp**2, 1), 0)
-        BH = np.conj(B.swapaxes(-1, -2))
-        X = (BH @ Y) * gain
+        X = (np.conj(B.swapaxes(-1, -2)) @ Y) * gain
     else:
         U, s, Vh = np.linalg.svd(B, full_matrices=False)
         keep = s > eps * float(s.max(initial=0))
         gain = np.where(keep, s / np.where(keep, s**2 + damp**2, 1), 0)
         X = np.conj(Vh.swapaxes(-1, -2)) @ (gain[..., None] * (np.conj(U.swapaxes(-1, -2)) @ Y))
     x = S.from_input_freq(X, real=np.dtype(dtype).kind == "f" and not np.iscomplexobj(b))
-    return x.reshape(-1)
+    R = Y - B @ X
+    BH = np.conj(B.swapaxes(-1, -2))
+    rhs = _norm(BH @ Y)
+    normal = _norm(BH @ R - damp**2 * X)
+    return x.reshape(-1), [normal / rhs if rhs else 0.0], _norm(R)

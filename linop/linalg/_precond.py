@@ -17,7 +17,8 @@ image, 15x15 Gaussian and 5x5 motion blur, ``damp^2 = 10^{-3}``, CG to
     ``dilation*(k-1)``, stride dividing the size; any channels and groups):
     ``U_in^H (B^H B + damp^2)^{-1} U_in`` per (coarse) frequency, and
     single-channel convolutions with a separable kernel (any padding mode,
-    stride, dilation): the per-axis SVDs. Exact: CG converges in one step.
+    stride, dilation): the per-axis eigendecompositions of ``A_a^H A_a``.
+    Exact: CG converges in one step.
 ``"dct1"``
     ``reflect`` padding with a kernel symmetric about its centre (on every
     axis), stride 1, centred padding. PyTorch's reflect pad is the
@@ -60,7 +61,7 @@ from linop._base import ShapedLinearOperator
 from linop._memory import check_nbytes
 from linop._threads import num_threads
 from linop._validation import ParameterTypeError, ParameterValueError, as_choice
-from linop.linalg._kronecker import KroneckerSVD, kronecker_svd
+from linop.linalg._kronecker import KroneckerNormal, kronecker_normal
 from linop.linalg._symbol import (
     FrequencyOperator,
     circulant_failure,
@@ -141,18 +142,18 @@ class _FrequencyPreconditioner(Preconditioner):
 
 
 class _KroneckerPreconditioner(Preconditioner):
-    """``(⊗ V_a) (|c|^2 sigma^2 + damp^2)^{-1} (⊗ V_a)^H`` of a separable convolution."""
+    """``(⊗ V_a) (|c|^2 lambda + damp^2)^{-1} (⊗ V_a)^H`` of a separable convolution."""
 
     kind = "exact"
     form = "kronecker"
 
-    def __init__(self, A, ksvd: KroneckerSVD, damp, reason):
+    def __init__(self, A, normal: KroneckerNormal, damp, reason):
         super().__init__(tuple(A.input_shape), A.dtype, damp, reason, exact=True)
-        self.svd = ksvd
-        self.inverse_eigenvalues = ksvd.normal_inverse_eigenvalues(damp)
+        self.normal = normal
+        self.inverse_eigenvalues = normal.inverse_eigenvalues(damp).astype(self.dtype)
 
     def _apply_cols(self, x):
-        return self.svd.apply_normal_inverse(x, self.inverse_eigenvalues)
+        return self.normal.apply(x, self.inverse_eigenvalues)
 
 
 class _CosinePreconditioner(Preconditioner):
@@ -307,8 +308,8 @@ def structure(A) -> tuple[str, str]:
     if form is None:
         return "none", (f"{type(A).__name__} is not a convolution: no preconditioner is known "
                         f"for it, CG runs unpreconditioned")
-    if kronecker_svd_applies(form):
-        return "exact", "single channel with a separable kernel: exact per-axis SVDs"
+    if kronecker_applies(form):
+        return "exact", "single channel with a separable kernel: exact per-axis eigendecompositions"
     mode = form.geometry.padding_mode
     cosine = _cosine_failure(form, A)
     if cosine is None and mode == "reflect":
@@ -324,7 +325,7 @@ def structure(A) -> tuple[str, str]:
     return "none", f"no preconditioner known to help ({why}): CG runs unpreconditioned"
 
 
-def kronecker_svd_applies(form) -> bool:
+def kronecker_applies(form) -> bool:
     """A single-channel convolution form with a separable kernel (cheap test, no SVD of A)."""
     from linop.linalg._kronecker import KRONECKER_MAX_SIZE, separable_factors
 
@@ -428,12 +429,12 @@ def preconditioner(A, damp: float = 0.0, *, kind: str = "auto") -> Preconditione
         if failure is None:
             return _FrequencyPreconditioner(A, circulant_symbol(A), damp, "exact",
                                             reason or "block-circulant", True)
-        ksvd = kronecker_svd(A) if np.dtype(A.dtype).kind in "fc" else None
-        if ksvd is None:
+        normal = kronecker_normal(A)
+        if normal is None:
             raise ParameterValueError(
                 "kind", f"kind='exact' needs a block-circulant convolution ({failure}) or a "
                 f"single-channel convolution with a separable kernel")
-        return _KroneckerPreconditioner(A, ksvd, damp, reason or "separable kernel")
+        return _KroneckerPreconditioner(A, normal, damp, reason or "separable kernel")
     if kind == "circulant":
         copy = _circular_copy(A, form)
         if copy is None:
