@@ -33,14 +33,20 @@ def view(op, kind: str):
 
 
 @st.composite
-def circulant_ops(draw, ndims=(1, 2, 3), dtypes=DTYPES, views=VIEWS):
-    """(operator, description) of a block-circulant convolution or a view of one."""
+def circulant_ops(draw, ndims=(1, 2, 3), dtypes=DTYPES, views=VIEWS, square=False):
+    """(operator, description) of a block-circulant convolution or a view of one.
+
+    ``square``: stride 1 and as many output channels as input channels.
+    """
     nd = draw(st.sampled_from(ndims))
     groups = draw(st.integers(1, 2))
     cog, cg = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    if square:
+        cog = cg
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    stride = tuple(draw(st.integers(1, 3 if nd == 1 else 2)) for _ in range(nd))
+    stride = tuple(1 if square else draw(st.integers(1, 3 if nd == 1 else 2))
+                   for _ in range(nd))
     coarse_max = {1: 4, 2: 3, 3: 2}[nd]
     sizes, pads = [], []
     for k, d, s in zip(kernel, dilation, stride):

@@ -118,6 +118,7 @@ __all__ = [
     "circulant_symbol",
     "conv_blocks",
     "conv_form",
+    "inverse_blocks_to_weight",
 ]
 
 _CONVS = (Conv1d, Conv2d, Conv3d)
@@ -408,23 +409,14 @@ def conv_blocks(form: ConvForm, *, half: bool = False) -> tuple[np.ndarray, np.n
     # values: (k1, ..., kd, P), P = C_out * C_g, contracted axis by axis from the last
     values = np.moveaxis(w.reshape((c_out * cg,) + g.kernel_size), 0, -1).astype(ctype)
     for a in reversed(range(d)):
-        n, s = g.input_size[a], g.stride[a]
-        omega = (np.arange(s)[:, None] * coarse[a] + mus[a][None, :]).reshape(-1)
-        offset = np.arange(g.kernel_size[a]) * g.dilation[a] - g.padding[a][0]
-        turns = np.mod(omega[:, None].astype(np.int64) * offset[None, :], n)
-        phase = np.exp(2j * np.pi * (turns / n)).astype(ctype)
-        values = np.tensordot(phase, values, axes=([1], [d - 1]))
+        values = np.tensordot(_phases(g, a, mus[a]).astype(ctype), values, axes=([1], [d - 1]))
     # values: (s1*mu1, ..., sd*mud, P) -> (mu1.., G, C_out/G, s1.., C_g)
-    dims = []
-    for a in range(d):
-        dims += [g.stride[a], len(mus[a])]
-    values = values.reshape(tuple(dims) + (groups, cog, cg))
-    perm = ([1 + 2 * a for a in range(d)] + [2 * d, 2 * d + 1] + [2 * a for a in range(d)]
-            + [2 * d + 2])
+    dims, perm = _block_layout(g, [len(mu) for mu in mus], (groups, cog, cg))
     n_freq = math.prod(len(mu) for mu in mus)
-    blocks = values.transpose(perm).reshape(n_freq, groups, cog, math.prod(g.stride) * cg)
-    blocks = np.ascontiguousarray(blocks)
-    blocks *= ctype.type(1 / math.sqrt(math.prod(g.stride)))
+    blocks = values.reshape(dims).transpose(perm)
+    blocks = np.ascontiguousarray(blocks.reshape(n_freq, groups, cog, math.prod(g.stride) * cg))
+    if math.prod(g.stride) > 1:
+        blocks *= ctype.type(1 / math.sqrt(math.prod(g.stride)))
     multiplicity = None
     if half:
         m = coarse[-1]
@@ -432,6 +424,60 @@ def conv_blocks(form: ConvForm, *, half: bool = False) -> tuple[np.ndarray, np.n
         shape = tuple(len(mu) for mu in mus)
         multiplicity = np.broadcast_to(last, shape).reshape(-1).copy()
     return blocks, multiplicity
+
+
+def _phases(g, axis: int, mu: np.ndarray) -> np.ndarray:
+    """``exp(2 pi i w (tap*d - lo) / N)`` for ``w = j*M + mu`` (j-major) and every tap.
+
+    The phase is reduced modulo ``N`` in integers first, so it is exact
+    however large ``w * offset`` is.
+    """
+    n, s = g.input_size[axis], g.stride[axis]
+    omega = (np.arange(s)[:, None] * (n // s) + mu[None, :]).reshape(-1).astype(np.int64)
+    offset = np.arange(g.kernel_size[axis], dtype=np.int64) * g.dilation[axis] - g.padding[axis][0]
+    turns = np.mod(omega[:, None] * offset[None, :], n)
+    return np.exp(2j * np.pi * (turns / n))
+
+
+def _block_layout(g, mu_counts, channels):
+    """Shape ``(s1, mu1, ..., sd, mud, G, C_out/G, C_g)`` and the permutation to blocks."""
+    d = g.ndim
+    dims = []
+    for a in range(d):
+        dims += [g.stride[a], mu_counts[a]]
+    perm = ([1 + 2 * a for a in range(d)] + [2 * d, 2 * d + 1] + [2 * a for a in range(d)]
+            + [2 * d + 2])
+    return tuple(dims) + tuple(channels), perm
+
+
+def inverse_blocks_to_weight(form: ConvForm, blocks: np.ndarray) -> np.ndarray:
+    """The kernel, on the support of ``form``'s weight, of full-spectrum blocks.
+
+    The inverse of `conv_blocks` (``half=False``) on the kernels of that
+    support; for other blocks, the kernel of their circulant operator read
+    at the support's taps (the crop of `clip_singular_values`). Taps that
+    wrap onto the same grid point (``dilation*(k-1) >= N``) share its value
+    equally, so the operator is the same. Returns a complex ``(C_out, C_in/G,
+    *k)`` array.
+    """
+    g = form.geometry
+    d = g.ndim
+    c_out, cg = form.weight.shape[:2]
+    groups = form.groups
+    cog = c_out // groups
+    coarse = [n // s for n, s in zip(g.input_size, g.stride)]
+    dims, perm = _block_layout(g, coarse, (groups, cog, cg))
+    values = np.asarray(blocks) * math.sqrt(math.prod(g.stride))
+    values = values.reshape(tuple(dims[p] for p in perm)).transpose(np.argsort(perm))
+    values = values.reshape(tuple(g.input_size) + (c_out * cg,))
+    for a in reversed(range(d)):
+        n = g.input_size[a]
+        phase = _phases(g, a, np.arange(coarse[a]))  # (n, k): rows w = j*M + mu = 0..n-1
+        taps = np.mod(np.arange(g.kernel_size[a]) * g.dilation[a] - g.padding[a][0], n)
+        shared = (taps[:, None] == taps[None, :]).sum(axis=1)
+        inverse = (np.conj(phase).T / (n * shared[:, None])).astype(values.dtype)
+        values = np.tensordot(inverse, values, axes=([1], [d - 1]))
+    return np.moveaxis(values, -1, 0).reshape((c_out, cg) + tuple(g.kernel_size))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
