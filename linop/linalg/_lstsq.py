@@ -19,17 +19,20 @@ everywhere else:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
+import scipy.fft
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator
 
 from linop._memory import check_nbytes
+from linop._threads import num_threads
 from linop._validation import ParameterTypeError, ParameterValueError
 from linop.linalg._kronecker import kronecker_normal
 from linop.linalg._precond import Preconditioner, _as_damp, preconditioner
-from linop.linalg._symbol import circulant_failure, circulant_symbol, conv_form
+from linop.linalg._symbol import circulant_failure, circulant_symbol, conv_blocks, conv_form
 
 __all__ = ["LstsqResult", "lstsq"]
 
@@ -325,8 +328,45 @@ def _exact(A, b, damp, dtype):
     return None
 
 
+def _block_solve(B, Y, damp, eps, weights=None):
+    """Per block ``X = V diag(s / (s^2 + damp^2)) U^H Y``; the two residual norms.
+
+    ``B`` (F, G, m, n), ``Y`` (F, G, m, 1); ``weights`` (F,) count the
+    frequencies each block stands for (half spectra). Returns ``X``, the
+    relative normal-equation residual and ``||Y - B X||``: by Parseval those
+    of ``x`` and ``b`` (the transforms are unitary).
+    """
+    m, n = B.shape[-2:]
+    BH = np.conj(B.swapaxes(-1, -2))
+    if min(m, n) == 1:  # one singular value per block: its norm
+        energy = np.sum(B.real**2 + B.imag**2, axis=(-2, -1), keepdims=True)
+        keep = energy > eps**2 * float(energy.max(initial=0))
+        gain = np.where(keep, 1 / np.where(keep, energy + damp**2, 1), 0)
+        X = (BH @ Y) * gain
+    else:
+        U, s, Vh = np.linalg.svd(B, full_matrices=False)
+        keep = s > eps * float(s.max(initial=0))
+        gain = np.where(keep, s / np.where(keep, s**2 + damp**2, 1), 0)
+        X = np.conj(Vh.swapaxes(-1, -2)) @ (gain[..., None] * (np.conj(U.swapaxes(-1, -2)) @ Y))
+    R = Y - B @ X
+
+    def norm(Z):
+        sq = np.sum(Z.real**2 + Z.imag**2, axis=(1, 2, 3))
+        return math.sqrt(float(sq.sum() if weights is None else sq @ weights))
+
+    rhs = norm(BH @ Y)
+    normal = norm(BH @ R - damp**2 * X)
+    return X, (normal / rhs if rhs else 0.0), norm(R)
+
+
 def _circulant_solve(A, b, damp, dtype):
-    """Per (coarse) frequency ``X = V diag(s / (s^2 + damp^2)) U^H Y`` of the block SVDs."""
+    """``(x, [relative normal residual], ||b - A x||)`` of a block-circulant operator."""
+    form = conv_form(A)
+    eps = np.finfo(dtype).eps * max(A.shape)
+    g = form.geometry
+    if (not form.adjoint and all(s == 1 for s in g.stride) and np.dtype(dtype).kind == "f"
+            and not np.iscomplexobj(form.weight)):
+        return _real_circulant_solve(form, b, damp, dtype, eps)
     S = circulant_symbol(A)
     F, G, m, n = S.blocks.shape
     check_nbytes(16 * F * G * (m * m + n * n + 2 * (m + n)),
@@ -334,21 +374,28 @@ def _circulant_solve(A, b, damp, dtype):
                  f"{m} x {n})")
     B = np.asarray(S.blocks, dtype=np.complex128)
     Y = S.to_output_freq(b.reshape(-1, 1)).astype(np.complex128)  # (F, G, m, 1)
-    eps = np.finfo(dtype).eps * max(A.shape)
-    if min(m, n) == 1:  # one singular value per block: its norm
-        energy = np.sum(np.abs(B) ** 2, axis=(-2, -1), keepdims=True)
-        s = np.sqrt(energy)
-        keep = s > eps * float(s.max(initial=0))
-        gain = np.where(keep, 1 / np.where(keep, energy + damp**2, 1), 0)
-        X = (np.conj(B.swapaxes(-1, -2)) @ Y) * gain
-    else:
-        U, s, Vh = np.linalg.svd(B, full_matrices=False)
-        keep = s > eps * float(s.max(initial=0))
-        gain = np.where(keep, s / np.where(keep, s**2 + damp**2, 1), 0)
-        X = np.conj(Vh.swapaxes(-1, -2)) @ (gain[..., None] * (np.conj(U.swapaxes(-1, -2)) @ Y))
+    X, normal, residual = _block_solve(B, Y, damp, eps)
     x = S.from_input_freq(X, real=np.dtype(dtype).kind == "f" and not np.iscomplexobj(b))
-    R = Y - B @ X
-    BH = np.conj(B.swapaxes(-1, -2))
-    rhs = _norm(BH @ Y)
-    normal = _norm(BH @ R - damp**2 * X)
-    return x.reshape(-1), [normal / rhs if rhs else 0.0], _norm(R)
+    return x.reshape(-1), [normal], residual
+
+
+def _real_circulant_solve(form, b, damp, dtype, eps):
+    """The stride-1 real case on the half spectrum (``rfftn``): half the work."""
+    g = form.geometry
+    blocks, multiplicity = conv_blocks(form, half=True)  # (F', G, cog, cg), C order
+    F, G, cog, cg = blocks.shape
+    check_nbytes(16 * F * G * (cog * cog + cg * cg + 2 * (cog + cg)) + 32 * b.size,
+                 f"the per-frequency solves of this {form.name} ({F * G} blocks of "
+                 f"{cog} x {cg})")
+    d = g.ndim
+    axes = tuple(range(1, d + 1))
+    spectrum = scipy.fft.rfftn(b.reshape((G * cog,) + tuple(g.output_size)), axes=axes,
+                               norm="ortho", workers=num_threads())
+    half = spectrum.shape[1:]
+    Y = spectrum.reshape(G, cog, F).transpose(2, 0, 1)[..., None]
+    X, normal, residual = _block_solve(np.asarray(blocks, dtype=np.complex128), Y, damp, eps,
+                                       multiplicity.astype(np.float64))
+    X = np.ascontiguousarray(X[..., 0].transpose(1, 2, 0)).reshape((G * cg,) + half)
+    x = scipy.fft.irfftn(X, s=tuple(g.input_size), axes=axes, norm="ortho",
+                         workers=num_threads())
+    return x.reshape(-1), [normal], residual
