@@ -179,6 +179,39 @@ def test_user_linear_operator_and_x0(rng):
     assert capped.iterations == 2 and not capped.success and capped.status == 1
 
 
+def circular_products(rng):
+    def C(w, shape, **kw):
+        return linop.Conv2d(w, shape, padding_mode="circular", **kw)
+
+    blur = C(rng.standard_normal((3, 2, 3, 3)), (2, 8, 8), padding=1)
+    depthwise = C(rng.standard_normal((4, 1, 3, 3)), (4, 8, 8), padding=1, groups=4)
+    mix = C(rng.standard_normal((4, 3, 1, 1)), (3, 8, 8))
+    down = C(rng.standard_normal((2, 4, 2, 2)), (4, 8, 8), stride=2, padding=((0, 1), (1, 0)))
+    box = C(np.ones((2, 2)) / 4, (8, 8), stride=2, padding=((0, 1), (0, 1)))
+    gauss = C(rng.random((3, 3)), (8, 8), padding=1)
+    return {"depthwise @ mix @ blur": depthwise @ mix @ blur, "strided @ mix @ blur":
+            down @ mix @ blur, "A.H @ A": blur.H @ blur, "strided @ depthwise": down @ depthwise,
+            "super-resolution (box stride 2 @ blur)": box @ gauss,
+            "transposed @ conv": blur.T @ C(rng.standard_normal((3, 3, 3, 3)), (3, 8, 8),
+                                            padding=1)}
+
+
+@pytest.mark.parametrize("name", ["depthwise @ mix @ blur", "strided @ mix @ blur", "A.H @ A",
+                                  "strided @ depthwise", "super-resolution (box stride 2 @ blur)",
+                                  "transposed @ conv"])
+def test_products_of_block_circulant_convolutions_are_exact(rng, name):
+    A = circular_products(rng)[name]
+    b = rng.standard_normal(A.shape[0])
+    res = lstsq(A, b, damp=0.3)
+    assert res.method == "exact" and res.form == "block-circulant product"
+    assert rel_err(res.x, dense_damped(A, b, 0.3)) <= 1e-10
+    M = linop.linalg.preconditioner(A, 0.3)
+    P = M.matmat(np.eye(A.shape[1]))
+    D = A.tocsr().toarray()
+    assert M.exact and np.abs(P @ (D.T @ D + 0.09 * np.eye(A.shape[1])) - np.eye(A.shape[1])
+                              ).max() <= 1e-9
+
+
 def test_product_runs_unpreconditioned_cg(rng):
     up = linop.Upsample((1, 6, 6), scale_factor=2, mode="bilinear")
     blur = linop.Conv2d(np.full((1, 1, 3, 3), 1 / 9), (1, 12, 12), padding=1)

@@ -5,7 +5,8 @@ and by preconditioned conjugate gradients on the normal equations
 everywhere else:
 
 - block-circulant convolutions (circular padding, stride dividing the size;
-  any channels and groups): one small dense solve per (coarse) frequency,
+  any channels and groups), and products of them (``A.H @ A``, a strided
+  convolution after blurs): one small dense solve per (coarse) frequency,
   ``X(\mu) = B^H (B B^H + \delta^2)^{-1} Y(\mu)`` through the SVD of the
   ``m x n`` block (the ``s^d`` aliased frequencies of a stride are its
   columns: this is the per-coarse-frequency Woodbury form of
@@ -32,6 +33,7 @@ from linop._threads import num_threads
 from linop._validation import ParameterTypeError, ParameterValueError
 from linop.linalg._kronecker import kronecker_normal
 from linop.linalg._precond import Preconditioner, _as_damp, preconditioner
+from linop.linalg._product import product_symbol
 from linop.linalg._symbol import circulant_failure, circulant_symbol, conv_blocks, conv_form
 
 __all__ = ["LstsqResult", "lstsq"]
@@ -316,7 +318,12 @@ def _exact(A, b, damp, dtype):
     """
     form = conv_form(A)
     if form is None:
-        return None
+        symbol = product_symbol(A)
+        if symbol is None:
+            return None
+        eps = np.finfo(dtype).eps * max(A.shape)
+        x, history, residual_norm = _symbol_solve(symbol, b, damp, dtype, eps, "product")
+        return x, "block-circulant product", (history, residual_norm)
     if circulant_failure(form, A) is None:
         x, history, residual_norm = _circulant_solve(A, b, damp, dtype)
         return x, "block-circulant", (history, residual_norm)
@@ -367,11 +374,14 @@ def _circulant_solve(A, b, damp, dtype):
     if (not form.adjoint and all(s == 1 for s in g.stride) and np.dtype(dtype).kind == "f"
             and not np.iscomplexobj(form.weight)):
         return _real_circulant_solve(form, b, damp, dtype, eps)
-    S = circulant_symbol(A)
+    return _symbol_solve(circulant_symbol(A), b, damp, dtype, eps, type(A).__name__)
+
+
+def _symbol_solve(S, b, damp, dtype, eps, name):
+    """The per-frequency solve on a `CirculantSymbol` (full spectrum)."""
     F, G, m, n = S.blocks.shape
     check_nbytes(16 * F * G * (m * m + n * n + 2 * (m + n)),
-                 f"the per-frequency solves of this {type(A).__name__} ({F * G} blocks of "
-                 f"{m} x {n})")
+                 f"the per-frequency solves of this {name} ({F * G} blocks of {m} x {n})")
     B = np.asarray(S.blocks, dtype=np.complex128)
     Y = S.to_output_freq(b.reshape(-1, 1)).astype(np.complex128)  # (F, G, m, 1)
     X, normal, residual = _block_solve(B, Y, damp, eps)

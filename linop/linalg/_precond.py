@@ -16,6 +16,8 @@ image, 15x15 Gaussian and 5x5 motion blur, ``damp^2 = 10^{-3}``, CG to
     Block-circulant convolutions (circular padding of total
     ``dilation*(k-1)``, stride dividing the size; any channels and groups):
     ``U_in^H (B^H B + damp^2)^{-1} U_in`` per (coarse) frequency, and
+    products of block-circulant convolutions (``A.H @ A``, a strided
+    convolution after a blur), and
     single-channel convolutions with a separable kernel (any padding mode,
     stride, dilation): the per-axis eigendecompositions of ``A_a^H A_a``.
     Exact: CG converges in one step.
@@ -62,6 +64,7 @@ from linop._memory import check_nbytes
 from linop._threads import num_threads
 from linop._validation import ParameterTypeError, ParameterValueError, as_choice
 from linop.linalg._kronecker import KroneckerNormal, kronecker_normal
+from linop.linalg._product import product_symbol
 from linop.linalg._symbol import (
     FrequencyOperator,
     circulant_failure,
@@ -306,6 +309,8 @@ def structure(A) -> tuple[str, str]:
     if failure is None:
         return "exact", "block-circulant: exact per (coarse) frequency"
     if form is None:
+        if product_symbol(A) is not None:
+            return "exact", "a product of block-circulant convolutions: exact per frequency"
         return "none", (f"{type(A).__name__} is not a convolution: no preconditioner is known "
                         f"for it, CG runs unpreconditioned")
     if kronecker_applies(form):
@@ -421,8 +426,13 @@ def preconditioner(A, damp: float = 0.0, *, kind: str = "auto") -> Preconditione
     if kind == "none":
         return Preconditioner(shape, dtype, damp, reason or "requested: the identity")
     if form is None:
+        symbol = product_symbol(A) if kind == "exact" else None
+        if symbol is not None:
+            return _FrequencyPreconditioner(A, symbol, damp, "exact",
+                                            reason or "block-circulant product", True)
         raise ParameterValueError(
-            "kind", f"kind={kind!r} needs a linop convolution (or a view of one), got "
+            "kind", f"kind={kind!r} needs a linop convolution (or a view of one"
+            f"{', or a product of block-circulant ones' if kind == 'exact' else ''}), got "
             f"{type(A).__name__}")
     if kind == "exact":
         failure = circulant_failure(form, A)
