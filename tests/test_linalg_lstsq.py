@@ -237,6 +237,16 @@ def test_forced_kinds_and_user_preconditioner(rng):
     assert res.method == "pcg+dct2" and rel_err(res.x, ref) <= 1e-8
 
 
+def test_too_big_for_exact_falls_back_to_cg(rng):
+    w = rng.standard_normal((4, 4, 3, 3))
+    A = linop.Conv2d(w, (4, 16, 16), padding=1, padding_mode="circular")
+    b = rng.standard_normal(A.shape[0])
+    with linop.memory_limit(20_000):            # the blocks need more than this
+        res = lstsq(A, b, damp=1.0, rtol=1e-10)
+    assert res.method == "cg" and "no exact solve" in res.message
+    assert rel_err(res.x, dense_damped(A, b, 1.0).real) <= 1e-8
+
+
 def test_result_pickles(rng):
     A = linop.Conv1d(np.array([1.0, 2.0, 1.0]), (8,), padding=1, padding_mode="reflect")
     res = lstsq(A, rng.standard_normal(8), damp=0.1)
@@ -251,11 +261,12 @@ def test_result_pickles(rng):
     (dict(rtol=0.0), "rtol"),
     (dict(maxiter=-1), "maxiter"),
     (dict(x0=np.ones(3)), "x0"),
-    (dict(preconditioner="bogus"), "kind"),
+    (dict(preconditioner="bogus"), "preconditioner"),
+    (dict(preconditioner="dct1"), "preconditioner"),      # asymmetric kernel: refused
     (dict(preconditioner=3), "preconditioner"),
 ])
 def test_bad_arguments_name_the_parameter(kwargs, name):
-    A = linop.Conv1d(np.array([1.0, 2.0, 1.0]), (8,), padding=1)
+    A = linop.Conv1d(np.array([1.0, 2.0, 3.0]), (8,), padding=1)
     args = dict(b=np.ones(8))
     args.update(kwargs)
     b = args.pop("b")

@@ -28,7 +28,7 @@ import scipy.fft
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator
 
-from linop._memory import check_nbytes
+from linop._memory import MatrixTooLargeError, check_nbytes
 from linop._threads import num_threads
 from linop._validation import ParameterTypeError, ParameterValueError
 from linop.linalg._kronecker import kronecker_normal
@@ -207,12 +207,20 @@ def lstsq(A, b, damp: float = 0.0, *, rtol: float = 1e-6, maxiter: int | None = 
     M, message = None, ""
     if isinstance(preconditioner, str):
         if preconditioner == "auto":
-            exact = _exact(A, b, damp, dtype)
+            try:
+                exact = _exact(A, b, damp, dtype)
+            except MatrixTooLargeError as error:  # too big to solve exactly: iterate
+                exact, message = None, f"no exact solve ({error})"
             if exact is not None:
                 x, form, measured = exact
                 return _finish(A, b, x, damp, dtype, in_shape, "exact", form, 0, None,
                                f"exact solve ({form})", True, *measured)
-            M = _make_preconditioner(A, damp)
+            try:
+                M = _make_preconditioner(A, damp)
+            except MatrixTooLargeError as error:
+                M = None
+                message = "; ".join(filter(None, (
+                    message, f"no preconditioner ({error}): unpreconditioned CG")))
         elif preconditioner == "none":
             message = "preconditioner='none': unpreconditioned CG"
         else:
@@ -231,7 +239,7 @@ def lstsq(A, b, damp: float = 0.0, *, rtol: float = 1e-6, maxiter: int | None = 
             f"None, got {type(preconditioner).__name__}")
     if isinstance(M, Preconditioner):
         kind = M.kind
-        message = M.reason
+        message = "; ".join(filter(None, (message, M.reason)))
         if kind == "none":
             M = None
     elif M is not None:
@@ -245,7 +253,11 @@ def lstsq(A, b, damp: float = 0.0, *, rtol: float = 1e-6, maxiter: int | None = 
 
 
 def _make_preconditioner(A, damp, kind="auto"):
-    return preconditioner(A, damp, kind=kind)
+    """`preconditioner`, with its refusals naming lstsq's parameter."""
+    try:
+        return preconditioner(A, damp, kind=kind)
+    except ParameterValueError as error:
+        raise ParameterValueError("preconditioner", f"preconditioner={kind!r}: {error}") from None
 
 
 def _finish(A, b, x, damp, dtype, in_shape, method, form, iterations, M, message, success,
