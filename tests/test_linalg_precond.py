@@ -146,6 +146,26 @@ def test_circulant_kind_matches_the_circular_operator(rng):
     assert np.abs(dense(M) - np.linalg.inv(normal(C, 0.2))).max() <= 1e-10
 
 
+def test_kronecker_model_for_replicate():
+    """Replicate, symmetric, nearly separable: the rank-one Kronecker model, SPD, and close."""
+    g = np.exp(-0.5 * (np.arange(7) - 3.0) ** 2 / 1.5)
+    h = np.exp(-0.5 * (np.arange(7) - 3.0) ** 2 / 0.5)
+    w = np.outer(g, g) + 0.2 * np.outer(h, h)     # symmetric, rank 2
+    A = linop.Conv2d(w / w.sum(), (12, 11), padding="same", padding_mode="replicate")
+    M = preconditioner(A, 0.05)
+    assert M.kind == "kronecker" and not M.exact
+    P = dense(M)
+    assert_spd(P)
+    ev = preconditioned_eigenvalues(P, normal(A, 0.05))
+    evn = np.linalg.eigvalsh(normal(A, 0.05))
+    assert ev[-1] / ev[0] < 0.05 * evn[-1] / evn[0]
+    disk = (np.add.outer((np.arange(7) - 3.0) ** 2, (np.arange(7) - 3.0) ** 2) <= 9.5) * 1.0
+    far = linop.Conv2d(disk, (12, 11), padding="same", padding_mode="replicate")
+    assert preconditioner(far, 0.05).kind == "none"        # far from separable
+    forced = preconditioner(far, 0.05, kind="kronecker")   # still SPD when forced
+    assert_spd(dense(forced))
+
+
 def test_none_where_nothing_helps(rng):
     w = np.diag([5.0, 4.0, 3.0, 2.0, 1.0])
     A = linop.Conv2d(w, (10, 10), padding="same", padding_mode="replicate")
