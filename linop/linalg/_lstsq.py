@@ -246,10 +246,10 @@ def lstsq(A, b, damp: float = 0.0, *, rtol: float = 1e-6, maxiter: int | None = 
         kind, message = "user", "the preconditioner given"
     method = "cg" if M is None else f"pcg+{kind}"
     form = "identity" if M is None else getattr(M, "form", "user")
-    x, iterations, history, converged = _cgls(A, b, damp, rtol, maxiter, x0, M, dtype)
+    x, iterations, history, converged, r = _cgls(A, b, damp, rtol, maxiter, x0, M, dtype)
     status = "converged" if converged else f"stopped after maxiter={maxiter} iterations"
     return _finish(A, b, x, damp, dtype, in_shape, method, form, iterations, M,
-                   f"{method}: {status}; {message}", converged, history)
+                   f"{method}: {status}; {message}", converged, history, _norm(r))
 
 
 def _make_preconditioner(A, damp, kind="auto"):
@@ -279,7 +279,11 @@ def _finish(A, b, x, damp, dtype, in_shape, method, form, iterations, M, message
 
 
 def _cgls(A, b, damp, rtol, maxiter, x0, M, dtype):
-    """Preconditioned CG on the normal equations, CGLS form: ``(x, iterations, history, ok)``."""
+    """Preconditioned CG on the normal equations, CGLS form.
+
+    Returns ``(x, iterations, history, converged, r)`` with ``r = b - A x``
+    (updated by the recurrence, as CGLS does).
+    """
     d2 = damp**2
     if x0 is None:
         x = np.zeros(A.shape[1], dtype=dtype)
@@ -292,33 +296,39 @@ def _cgls(A, b, damp, rtol, maxiter, x0, M, dtype):
         s = s - d2 * x
     rhs = _norm(A.rmatvec(b)) if x0 is not None else _norm(s)
     if rhs == 0:
-        return np.zeros_like(x), 0, [0.0], True
+        return np.zeros_like(x), 0, [0.0], True, b
     history = [_norm(s) / rhs]
     if history[0] <= rtol:
-        return x, 0, history, True
+        return x, 0, history, True, r
     z = s if M is None else np.asarray(M.matvec(s), dtype=dtype).reshape(-1)
     p = z.copy()
     gamma = _dot(s, z)
+    work = np.empty_like(x)          # d2 * x, alpha * p
+    s_buf = np.empty_like(x)         # s = A^H r - d2 x
     for it in range(1, maxiter + 1):
-        q = A.matvec(p)
-        denom = _dot(q, q) + d2 * _dot(p, p)
+        q = np.asarray(A.matvec(p))
+        denom = _dot(q, q) + (d2 * _dot(p, p) if d2 else 0.0)
         if denom <= 0 or gamma <= 0:
-            return x, it - 1, history, False
+            return x, it - 1, history, False, r
         alpha = gamma / denom
-        x += alpha * p
+        x += np.multiply(p, alpha, out=work)
         r -= alpha * q
-        s = A.rmatvec(r).astype(dtype, copy=False)
-        if d2:
-            s = s - d2 * x
-        history.append(_norm(s) / rhs)
+        s = np.asarray(A.rmatvec(r))
+        if d2 or s.dtype != dtype:
+            s = np.subtract(s, np.multiply(x, d2, out=work), out=s_buf)
+        s_norm2 = _dot(s, s)
+        history.append(math.sqrt(s_norm2) / rhs)
         if history[-1] <= rtol:
-            return x, it, history, True
-        z = s if M is None else np.asarray(M.matvec(s), dtype=dtype).reshape(-1)
-        gamma_new = _dot(s, z)
+            return x, it, history, True, r
+        if M is None:
+            z, gamma_new = s, s_norm2
+        else:
+            z = np.asarray(M.matvec(s), dtype=dtype).reshape(-1)
+            gamma_new = _dot(s, z)
         p *= gamma_new / gamma
         p += z
         gamma = gamma_new
-    return x, maxiter, history, False
+    return x, maxiter, history, False, r
 
 
 # -- the exact solves ---------------------------------------------------------------------
