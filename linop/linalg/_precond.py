@@ -38,7 +38,8 @@ image, 15x15 Gaussian and 5x5 motion blur, ``damp^2 = 10^{-3}``, CG to
 ``"circulant"``
     The exact form of the circular convolution with the same kernel (a
     Strang-type circulant preconditioner); for ``zeros`` padding with a
-    non-symmetric kernel. Measured on motion blur: 51 -> 32 iterations. On
+    non-symmetric kernel (one channel, stride 1: measured on motion blur,
+    51 -> 32 iterations). On
     reflect padding it doubles CG's iterations, so ``auto`` never takes it there.
 ``"kronecker"``
     ``replicate`` padding with a symmetric single-channel kernel close to
@@ -338,9 +339,12 @@ def structure(A) -> tuple[str, str]:
         return "dct1", "reflect padding, symmetric kernel: DCT-I (whole-sample symmetric)"
     if cosine is None and mode == "zeros":
         return "dct2", "zero padding, symmetric kernel: DCT-II"
-    if mode == "zeros" and _circular_copy(A, form) is not None:
-        return "circulant", "zero padding, non-symmetric kernel: circulant (Strang) form"
     single = form.weight.shape[:2] == (1, 1)
+    stride_1 = all(s == 1 for s in form.geometry.stride)
+    if mode == "zeros" and single and stride_1 and _circular_copy(A, form) is not None:
+        # measured on one channel, stride 1 (motion blur 51 -> 32 iterations); elsewhere
+        # unmeasured, so not taken by auto
+        return "circulant", "zero padding, non-symmetric kernel: circulant (Strang) form"
     if (cosine is None and mode == "replicate" and single
             and max(form.geometry.input_size) <= KRONECKER_MAX_SIZE
             and rank_one_error(form.weight[0, 0]) <= KRONECKER_MAX_ERROR):
