@@ -185,3 +185,20 @@ def test_symbol_pickles_and_is_read_only():
     assert np.array_equal(copy.blocks, S.blocks) and not copy.blocks.flags.writeable
     x = np.random.default_rng(7).standard_normal((op.shape[1], 1))
     assert np.allclose(copy.from_output_freq(copy.blocks @ copy.to_input_freq(x)), op @ x)
+
+
+def test_frequency_operator_is_a_value_across_copies_and_threads():
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    op = _inverse_case(np.float64)
+    S = circulant_symbol(op)
+    inv = FrequencyOperator(S, np.linalg.inv(S.blocks), domain="output", codomain="input")
+    dense = np.linalg.inv(op.tocsr().toarray())
+    rng = np.random.default_rng(8)
+    ys = [rng.standard_normal(op.shape[0]) for _ in range(8)]
+    twin = copy.deepcopy(inv)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda y: (inv @ y, twin.H @ y), ys))
+    for y, (a, b) in zip(ys, results):
+        assert np.allclose(a, dense @ y) and np.allclose(b, dense.T @ y)

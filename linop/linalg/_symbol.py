@@ -581,7 +581,7 @@ def circulant_symbol(A) -> CirculantSymbol:
     Examples
     --------
     >>> import numpy as np, linop
-    >>> from linop.linalg._symbol import circulant_symbol
+    >>> from linop.linalg import circulant_symbol
     >>> w = np.random.default_rng(0).standard_normal((4, 2, 3, 3))
     >>> A = linop.Conv2d(w, (2, 8, 8), padding=1, padding_mode="circular", stride=2)
     >>> S = circulant_symbol(A)
@@ -638,7 +638,7 @@ class FrequencyOperator(ShapedLinearOperator):
     The inverse of a circular convolution, with ``M = B^{-1}``:
 
     >>> import numpy as np, linop
-    >>> from linop.linalg._symbol import circulant_symbol, FrequencyOperator
+    >>> from linop.linalg import circulant_symbol, FrequencyOperator
     >>> A = linop.Conv1d(np.array([1.0, 4.0, 1.0]), (8,), padding=1, padding_mode="circular")
     >>> S = circulant_symbol(A)
     >>> Ainv = FrequencyOperator(S, np.linalg.inv(S.blocks), domain="output",
