@@ -124,6 +124,19 @@ def test_images_every_padding_mode(rng, mode, kernel):
         assert res.method == expected
 
 
+@pytest.mark.parametrize("mode, method", [("reflect", "pcg+dct1"), ("zeros", "pcg+dct2"),
+                                          ("replicate", "pcg+kronecker")])
+def test_three_dimensional_symmetric_kernels(rng, mode, method):
+    g = np.array([1.0, 3.0, 1.0])
+    w = np.multiply.outer(np.multiply.outer(g, g), g)
+    w[1, 1, 1] += 2.0                               # symmetric, not separable
+    A = linop.Conv3d(w / w.sum(), (6, 5, 4), padding="same", padding_mode=mode)
+    b = rng.standard_normal(A.shape[0])
+    res = lstsq(A, b, damp=0.1, rtol=1e-12)
+    assert res.method == method and res.x.shape == (6, 5, 4)
+    assert rel_err(res.x, dense_damped(A, b, 0.1).real) <= 1e-9
+
+
 def test_auto_says_when_no_preconditioner_helps(rng):
     w = np.diag([5.0, 4.0, 3.0, 2.0, 1.0]) / 15
     A = linop.Conv2d(w, (16, 16), padding="same", padding_mode="replicate")
