@@ -51,3 +51,9 @@ __all__ = [
     "slogdet",
     "svdvals",
 ]
+
+# least squares and preconditioners (issue 22)
+from linop.linalg._lstsq import LstsqResult, lstsq
+from linop.linalg._precond import Preconditioner, preconditioner
+
+__all__ += ["LstsqResult", "Preconditioner", "lstsq", "preconditioner"]
