@@ -123,6 +123,25 @@ def fft_tile_shape(geometry: ConvGeometry, c_in: int, c_out: int, k: int, itemsi
     return tuple(tile), lengths, rows
 
 
+def zero_lines(geometry: ConvGeometry, transpose: bool) -> list[np.ndarray]:
+    """Per spatial axis, the indices that a transform would not leave exactly zero.
+
+    For ``A x`` these are the outputs that read only zero padding; for
+    ``A^T y`` the inputs that no output reads. An FFT spreads rounding over
+    every point, so both engines' FFT methods set these lines to exact zeros
+    afterwards, as the other methods give.
+    """
+    lines = []
+    for axis, (_, hi) in zip(axis_geometry(geometry), geometry.padding):
+        if transpose:
+            lines.append(unread_inputs(*axis, hi, geometry.padding_mode))
+        elif geometry.padding_mode == "zeros":
+            lines.append(dead_outputs(*axis))
+        else:  # every tap reads a pixel
+            lines.append(np.array([], dtype=np.intp))
+    return lines
+
+
 class FFTMethod(ConvMethod):
     """A convolution applied by FFTs of overlapping tiles (see the module docstring).
 
@@ -152,20 +171,7 @@ class FFTMethod(ConvMethod):
 
     def _zero_lines(self, transpose: bool):
         """Per axis, the outputs (or, for the transpose, inputs) that are exact zeros."""
-        g = self.geometry
-
-        def build():
-            lines = []
-            for axis, (_, hi) in zip(axis_geometry(g), g.padding):
-                if transpose:
-                    lines.append(unread_inputs(*axis, hi, g.padding_mode))
-                elif g.padding_mode == "zeros":
-                    lines.append(dead_outputs(*axis))
-                else:  # every tap reads a pixel
-                    lines.append(np.array([], dtype=np.intp))
-            return lines
-
-        return self._memo.get(("dead", transpose), build)
+        return self._memo.get(("dead", transpose), lambda: zero_lines(self.geometry, transpose))
 
     @staticmethod
     def _clear(a: np.ndarray, lines) -> None:

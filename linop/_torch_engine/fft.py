@@ -41,12 +41,11 @@ import math
 
 import numpy as np
 
-from linop._conv.fft import fft_tile_shape
-from linop._conv.taps import axis_geometry, dead_outputs, unread_inputs
+from linop._conv.fft import fft_tile_shape, zero_lines
 from linop._memo import Memo
 from linop._memory import check_nbytes
-from linop._torch_engine.conv import TorchConv, fold, pad
-from linop._torch_engine.runtime import from_numpy, precise, torch_dtype, torch_module
+from linop._torch_engine.conv import TorchConv, TorchConvMethod, fold, pad
+from linop._torch_engine.runtime import precise, torch_module
 from linop._validation import ParameterValueError
 
 __all__ = ["TorchFFT", "TorchFFTMethod", "torch_fft_nbytes"]
@@ -120,20 +119,7 @@ class TorchFFT:
     # -- what is built once --------------------------------------------------------------
     def _zero_lines(self, transpose: bool):
         """Per spatial axis, the outputs (transpose: inputs) that are exact zeros (NumPy)."""
-        g = self.geometry
-
-        def build():
-            lines = []
-            for axis, (_, hi) in zip(axis_geometry(g), g.padding):
-                if transpose:
-                    lines.append(unread_inputs(*axis, hi, g.padding_mode))
-                elif g.padding_mode == "zeros":
-                    lines.append(dead_outputs(*axis))
-                else:  # every tap reads a pixel
-                    lines.append(np.array([], dtype=np.intp))
-            return lines
-
-        return self._memo.get(("dead", transpose), build)
+        return self._memo.get(("dead", transpose), lambda: zero_lines(self.geometry, transpose))
 
     def _clear(self, t, transpose: bool) -> None:
         torch = torch_module()
@@ -335,7 +321,7 @@ class TorchFFT:
         return self._conv_t(y, True)
 
 
-class TorchFFTMethod:
+class TorchFFTMethod(TorchConvMethod):
     """The torch engine's FFT method on NumPy blocks of columns (the NumPy methods' layout).
 
     Columns ``(n, k)`` are shared with torch without a copy; results are
@@ -357,23 +343,4 @@ class TorchFFTMethod:
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
         self.conv = TorchFFT(weight, geometry, groups)
-
-    def _run(self, call, cols: np.ndarray, n_out: int) -> np.ndarray:
-        torch_dtype(cols.dtype)  # a dtype torch serves (the operator's, promoted)
-        t = from_numpy(cols)
-        out = call(t.T if cols.shape[1] > 1 else t.reshape(1, -1))
-        out = out.reshape(-1, n_out).T
-        return np.ascontiguousarray(out.numpy())
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.forward, x, self.conv.n_out)
-
-    def transpose(self, y: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.transpose, y, self.conv.n_in)
-
-    def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.adjoint, y, self.conv.n_in)
-
-    def conjugate(self, x: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.conjugate, x, self.conv.n_out)
 

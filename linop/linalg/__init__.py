@@ -1,4 +1,4 @@
-"""Linear algebra of convolutions: exact spectra, norms, determinants and inverses.
+"""Linear algebra of convolutions: spectra, norms, inverses and least squares.
 
 A convolution with circular padding of total ``dilation*(kernel_size-1)``
 and a stride that divides the size has a block-circulant matrix: discrete
@@ -11,7 +11,11 @@ with a bound that holds for its structure.
 - `svdvals`, `cond`, `slogdet`, `inv`, `pinv`, `clip_singular_values`: exact,
   for block-circulant convolutions (``ValueError`` otherwise);
 - `opnorm`: any operator, an `OpnormResult` with ``value``, ``lower``,
-  ``upper``, ``exact``.
+  ``upper``, ``exact``;
+- `lstsq`: ``min ||A x - b||^2 + damp^2 ||x||^2``, exact per frequency for
+  block-circulant operators (and per axis for separable kernels), else CG
+  on the normal equations with the SPD `preconditioner` matched to the
+  padding.
 
 Examples
 --------
@@ -25,7 +29,9 @@ Examples
 True
 """
 
+from linop.linalg._lstsq import LstsqResult, lstsq
 from linop.linalg._norm import OpnormResult, opnorm
+from linop.linalg._precond import Preconditioner, preconditioner
 from linop.linalg._spectral import (
     SlogdetResult,
     clip_singular_values,
@@ -38,6 +44,7 @@ from linop.linalg._spectral import (
 from linop.linalg._symbol import CirculantSymbol, FrequencyOperator, circulant_symbol
 
 __all__ = [
+    # exact spectra, norms, determinants and inverses (part 1)
     "CirculantSymbol",
     "FrequencyOperator",
     "OpnormResult",
@@ -50,10 +57,9 @@ __all__ = [
     "pinv",
     "slogdet",
     "svdvals",
+    # least squares and preconditioners (part 2)
+    "LstsqResult",
+    "Preconditioner",
+    "lstsq",
+    "preconditioner",
 ]
-
-# least squares and preconditioners (issue 22)
-from linop.linalg._lstsq import LstsqResult, lstsq
-from linop.linalg._precond import Preconditioner, preconditioner
-
-__all__ += ["LstsqResult", "Preconditioner", "lstsq", "preconditioner"]
