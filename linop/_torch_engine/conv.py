@@ -30,7 +30,13 @@ import warnings
 import numpy as np
 
 from linop._memo import Memo
-from linop._torch_engine.runtime import from_numpy, precise, torch_dtype, torch_module
+from linop._torch_engine.runtime import (
+    LinearCalls,
+    from_numpy,
+    precise,
+    torch_dtype,
+    torch_module,
+)
 
 __all__ = ["TorchConv", "TorchConvMethod", "fold", "pad"]
 
@@ -85,7 +91,7 @@ def fold(z, padding, mode: str, input_size):
     return z
 
 
-class TorchConv:
+class TorchConv(LinearCalls):
     """The convolution ``A`` of a weight, a geometry and groups, applied by PyTorch.
 
     Parameters
@@ -147,7 +153,7 @@ class TorchConv:
         return functions
 
     # -- the four directions ---------------------------------------------------------------
-    def _conv(self, x, conjugate: bool):
+    def _forward(self, x, conjugate: bool):
         g = self.geometry
         x = x.reshape((-1, self.c_in) + g.input_size)
         conv, _ = self._functions()
@@ -162,7 +168,7 @@ class TorchConv:
             y = y[(slice(None), slice(None)) + tuple(slice(0, m) for m in g.output_size)]
         return y
 
-    def _conv_t(self, y, conjugate: bool):
+    def _backward(self, y, conjugate: bool):
         g = self.geometry
         y = y.reshape((-1, self.c_out) + g.output_size)
         _, conv_t = self._functions()
@@ -176,22 +182,6 @@ class TorchConv:
                          zip(g.padded_size, g.output_size, g.stride, g.reach))
             z = conv_t(y, w, None, g.stride, 0, rest, self.groups, g.dilation)
             return fold(z, g.padding, g.padding_mode, g.input_size).contiguous()
-
-    def forward(self, x):
-        """``A x``."""
-        return self._conv(x, False)
-
-    def conjugate(self, x):
-        """``conj(A) x``."""
-        return self._conv(x, True)
-
-    def transpose(self, y):
-        """``A^T y`` (no conjugation)."""
-        return self._conv_t(y, False)
-
-    def adjoint(self, y):
-        """``A^H y``."""
-        return self._conv_t(y, True)
 
 
 class TorchConvMethod:

@@ -21,12 +21,12 @@ import math
 
 from linop._memo import Memo
 from linop._torch_engine.conv import pad
-from linop._torch_engine.runtime import precise, torch_module
+from linop._torch_engine.runtime import LinearCalls, precise, torch_module
 
 __all__ = ["TorchConvFilter"]
 
 
-class TorchConvFilter:
+class TorchConvFilter(LinearCalls):
     """The four products of a `linop.ConvFilter1d`/``2d``/``3d`` on batch-first tensors.
 
     Reads the operator only through its public attributes (``x``,
@@ -93,19 +93,6 @@ class TorchConvFilter:
         z = z[index, :, :, index]  # (G, C_in/G, k, C_out/G, *kernel): group j with group j
         z = z.permute((2, 0, 3, 1) + tuple(range(4, 4 + g.ndim)))
         return z.reshape((k, self.c_out, self.cin_g) + g.kernel_size)
-
-    def forward(self, w):
-        """``A w``: ``(k, *weight_shape)`` -> ``(k, C_out, *output_size)``."""
-        return self._forward(w, False)
-
-    def conjugate(self, w):
-        return self._forward(w, True)
-
-    def transpose(self, y):
-        return self._backward(y, False)
-
-    def adjoint(self, y):
-        return self._backward(y, True)
 
     def kernel(self, kind: str):
         return {"A": self.forward, "AH": self.adjoint, "AT": self.transpose,

@@ -45,7 +45,7 @@ from linop._conv.fft import fft_tile_shape, zero_lines
 from linop._memo import Memo
 from linop._memory import check_nbytes
 from linop._torch_engine.conv import TorchConv, TorchConvMethod, fold, pad
-from linop._torch_engine.runtime import precise, torch_module
+from linop._torch_engine.runtime import LinearCalls, precise, torch_module
 from linop._validation import ParameterValueError
 
 __all__ = ["TorchFFT", "TorchFFTMethod", "torch_fft_nbytes"]
@@ -77,7 +77,7 @@ def torch_fft_nbytes(weight_shape, geometry, groups: int, k: int, itemsize: int,
             + batch + spectra)
 
 
-class TorchFFT:
+class TorchFFT(LinearCalls):
     """The convolution ``A`` of a weight, a geometry and groups, applied by ``torch.fft``.
 
     The same calls as `~linop._torch_engine.conv.TorchConv` (``forward``,
@@ -190,7 +190,7 @@ class TorchFFT:
         return torch.fft.rfftn, torch.fft.irfftn
 
     # -- the two directions ------------------------------------------------------------------
-    def _conv(self, x, conjugate: bool):
+    def _forward(self, x, conjugate: bool):
         torch = torch_module()
         g = self.geometry
         x = x.reshape((-1, self.c_in) + g.input_size)
@@ -232,7 +232,7 @@ class TorchFFT:
             self._clear(out, transpose=False)
         return out
 
-    def _conv_t(self, y, conjugate: bool):
+    def _backward(self, y, conjugate: bool):
         torch = torch_module()
         g = self.geometry
         y = y.reshape((-1, self.c_out) + g.output_size)
@@ -303,22 +303,6 @@ class TorchFFT:
                 widths += [0, extra]
             window = torch.nn.functional.pad(window, widths)
         return fold(window, g.padding, g.padding_mode, g.input_size).contiguous()
-
-    def forward(self, x):
-        """``A x``."""
-        return self._conv(x, False)
-
-    def conjugate(self, x):
-        """``conj(A) x``."""
-        return self._conv(x, True)
-
-    def transpose(self, y):
-        """``A^T y`` (no conjugation)."""
-        return self._conv_t(y, False)
-
-    def adjoint(self, y):
-        """``A^H y``."""
-        return self._conv_t(y, True)
 
 
 class TorchFFTMethod(TorchConvMethod):

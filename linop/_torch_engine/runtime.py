@@ -24,8 +24,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["from_numpy", "is_tensor", "precise", "to_numpy", "torch_dtype", "torch_module",
-           "torch_loaded"]
+__all__ = ["LinearCalls", "from_numpy", "is_tensor", "precise", "to_numpy", "torch_dtype",
+           "torch_module", "torch_loaded"]
 
 
 def torch_loaded() -> bool:
@@ -151,3 +151,28 @@ def precise(device):
     if getattr(device, "type", "cpu") != "cuda":
         return contextlib.nullcontext()
     return _no_tf32(torch_module())
+
+
+class LinearCalls:
+    """``forward``, ``conjugate``, ``transpose`` and ``adjoint`` of an operator from two kernels.
+
+    A subclass defines ``_forward(x, conjugate)`` (``A x``, or ``conj(A) x``)
+    and ``_backward(y, conjugate)`` (``A^T y``, or ``A^H y``) on batch-first
+    tensors; the four calls that the engine's methods use follow from them.
+    """
+
+    def forward(self, x):
+        """``A x``."""
+        return self._forward(x, False)
+
+    def conjugate(self, x):
+        """``conj(A) x``."""
+        return self._forward(x, True)
+
+    def transpose(self, y):
+        """``A^T y`` (no conjugation)."""
+        return self._backward(y, False)
+
+    def adjoint(self, y):
+        """``A^H y``."""
+        return self._backward(y, True)
