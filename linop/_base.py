@@ -39,6 +39,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from linop._memory import check_nbytes, csr_nbytes
 from linop._sparse import canonical_csr, transpose_csr
+from linop._torch_engine import tensors as torch_tensors
 from linop._torch_engine.runtime import is_tensor
 from linop._validation import check_numeric_operand
 
@@ -168,6 +169,8 @@ class ShapedLinearOperator(LinearOperator):
     # -- result dtype and the column kernels ------------------------------------------
     def _result_dtype(self, x: np.ndarray) -> np.dtype:
         """The dtype of a result: the operator's, promoted by the input's."""
+        if x.dtype == self.dtype:
+            return self.dtype
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
             raise TypeError(f"input dtype {x.dtype} is not numeric")
         return np.result_type(self.dtype, x.dtype)
@@ -185,8 +188,13 @@ class ShapedLinearOperator(LinearOperator):
         return np.ascontiguousarray(kernel(view), dtype=dtype)
 
     def _cols(self, a: np.ndarray, kernel, n_out: int) -> np.ndarray:
+        """`_run` on ``a`` in the result dtype, C-contiguous (written out: every product)."""
         dtype = self._result_dtype(a)
-        return self._run(kernel, np.ascontiguousarray(a, dtype=dtype), n_out, dtype)
+        if a.shape[1] == 0:
+            return np.empty((n_out, 0), dtype=dtype)
+        view = np.ascontiguousarray(a, dtype=dtype).view()
+        view.flags.writeable = False
+        return np.ascontiguousarray(kernel(view), dtype=dtype)
 
     # -- shaped helpers ------------------------------------------------------------------
     def apply(self, x) -> np.ndarray:
@@ -264,13 +272,12 @@ class ShapedLinearOperator(LinearOperator):
 
     def _tensor(self, t, kind: str, form: str, name: str):
         """An entry point on a ``torch.Tensor``: a tensor of the same device, by torch."""
-        from linop._torch_engine.tensors import call
-
-        return call(self, t, kind, form, name)
+        return torch_tensors.call(self, t, kind, form, name)
 
     def _shaped(self, a, shape_in, shape_out, kernel, name):
-        check_numeric_operand(a, name)
-        a = np.asarray(a)
+        if type(a) is not np.ndarray or a.dtype.kind not in "biufc":
+            check_numeric_operand(a, name)
+            a = np.asarray(a)
         nd = len(shape_in)
         if a.ndim < nd or a.shape[a.ndim - nd :] != shape_in:
             raise ValueError(
@@ -286,8 +293,9 @@ class ShapedLinearOperator(LinearOperator):
 
     # -- the LinearOperator protocol, with messages that name the sizes ------------------
     def _check_operand(self, a, name: str, size: int, shape, columns: bool):
-        check_numeric_operand(a, f"the operand of {name}")
-        a = np.asanyarray(a)
+        if type(a) is not np.ndarray or a.dtype.kind not in "biufc":
+            check_numeric_operand(a, f"the operand of {name}")
+            a = np.asanyarray(a)
         ok = a.ndim == 2 and a.shape[0] == size if columns else a.shape in ((size,), (size, 1))
         if not ok:
             form = f"({size}, k)" if columns else f"({size},) or ({size}, 1)"
@@ -299,18 +307,26 @@ class ShapedLinearOperator(LinearOperator):
         return a
 
     # Every entry point first sends a tensor to torch (`_tensor`), then normalises a NumPy
-    # operand with `_check_operand`.
+    # operand with `_check_operand`. A plain ndarray vector, checked, goes straight to
+    # `_matvec` (what SciPy's `matvec` would do next, without checking it twice); other
+    # array types (np.matrix) keep SciPy's handling of their type.
     def matvec(self, x):
         if is_tensor(x):
             return self._tensor(x, "A", "vector", "matvec")
         x = self._check_operand(x, "matvec", self.shape[1], self.input_shape, False)
-        return super().matvec(x)
+        if type(x) is not np.ndarray:
+            return super().matvec(x)
+        y = np.asarray(self._matvec(x))
+        return y.reshape(self.shape[0]) if x.ndim == 1 else y.reshape(self.shape[0], 1)
 
     def rmatvec(self, x):
         if is_tensor(x):
             return self._tensor(x, "AH", "vector", "rmatvec")
         x = self._check_operand(x, "rmatvec", self.shape[0], self.output_shape, False)
-        return super().rmatvec(x)
+        if type(x) is not np.ndarray:
+            return super().rmatvec(x)
+        y = np.asarray(self._rmatvec(x))
+        return y.reshape(self.shape[1]) if x.ndim == 1 else y.reshape(self.shape[1], 1)
 
     def matmat(self, X):
         if is_tensor(X):
@@ -325,10 +341,12 @@ class ShapedLinearOperator(LinearOperator):
         return super().rmatmat(X)
 
     def _matvec(self, x):
-        return self._matmat(np.reshape(x, (-1, 1))).reshape(-1)
+        x = np.asarray(x)
+        return self._cols(x.reshape(-1, 1), self._apply_cols, self.shape[0]).reshape(-1)
 
     def _rmatvec(self, y):
-        return self._rmatmat(np.reshape(y, (-1, 1))).reshape(-1)
+        y = np.asarray(y)
+        return self._cols(y.reshape(-1, 1), self._apply_adjoint_cols, self.shape[1]).reshape(-1)
 
     def _matmat(self, X):
         return self._cols(np.asarray(X), self._apply_cols, self.shape[0])

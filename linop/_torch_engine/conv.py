@@ -31,7 +31,6 @@ import numpy as np
 
 from linop._memo import Memo
 from linop._torch_engine.runtime import (
-    LinearCalls,
     from_numpy,
     precise,
     torch_dtype,
@@ -91,7 +90,7 @@ def fold(z, padding, mode: str, input_size):
     return z
 
 
-class TorchConv(LinearCalls):
+class TorchConv:
     """The convolution ``A`` of a weight, a geometry and groups, applied by PyTorch.
 
     Parameters
@@ -106,6 +105,13 @@ class TorchConv(LinearCalls):
     whose size is a multiple of the sample size is accepted (it is reshaped
     to ``(k, C, *size)``). The tensors' dtype is the dtype of the result:
     the caller promotes them first.
+
+    Each direction is one closure per device, dtype and conjugation (`kernel`),
+    built on first use with everything but the input bound in it: the weight
+    tensor, the functional call and its arguments, the padding and cropping.
+    A call is then the closure's few torch calls, which matters on small
+    and depthwise layers, where torch's own convolution takes a few hundred
+    microseconds.
     """
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
@@ -116,14 +122,10 @@ class TorchConv(LinearCalls):
         self.c_in = self.cin_g * groups
         self.n_in = self.c_in * math.prod(geometry.input_size)
         self.n_out = self.c_out * math.prod(geometry.output_size)
-        nd = geometry.ndim
-        g = geometry
-        symmetric = all(lo == hi for lo, hi in g.padding)
-        # zeros padding with equal sides is the convolution's own padding argument
-        self._inline = g.padding_mode == "zeros" and symmetric
-        self._conv_padding = tuple(lo for lo, _ in g.padding) if self._inline else 0
         self._memo = Memo()
-        self._nd = nd
+        # the built kernels, by (call, device, dtype): a plain dict, since a copy or a
+        # pickle of a TorchConv is rebuilt from its definition (__reduce__), empty
+        self._kernels = {}
 
     def __reduce__(self):
         return TorchConv, (self.weight, self.geometry, self.groups)
@@ -131,57 +133,122 @@ class TorchConv(LinearCalls):
     # -- the weight on a device, in a dtype --------------------------------------------------
     def weight_tensor(self, like, conjugate: bool = False):
         """The weight on ``like``'s device in ``like``'s dtype (conjugated if asked)."""
-        key = (str(like.device), like.dtype, conjugate and like.is_complex())
+        return self._weight(like.device, like.dtype, conjugate and like.is_complex())
 
+    def _weight(self, device, dtype, conjugate: bool):
         def build():
             torch = torch_module()
-            w = np.array(self.weight)
-            if key[2]:
-                w = w.conj()
-            return torch.from_numpy(w).to(device=like.device, dtype=like.dtype)
+            w = self.weight.conj() if conjugate else np.array(self.weight)
+            return torch.from_numpy(w).to(device=device, dtype=dtype)
 
-        return self._memo.get(key, build)
+        return self._memo.get(("weight", str(device), dtype, conjugate), build)
 
-    def _functions(self):
-        """``conv{n}d`` and ``conv_transpose{n}d`` (looked up once; a copy looks them up again)."""
-        functions = self.__dict__.get("_calls")
-        if functions is None:
-            F = torch_module().nn.functional
-            functions = self._calls = (
-                {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[self._nd],
-                {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[self._nd])
-        return functions
+    # -- the kernels -----------------------------------------------------------------------
+    def kernel(self, call: str, device, dtype):
+        """``call`` (``"forward"``, ``"conjugate"``, ``"transpose"`` or ``"adjoint"``) as one
+        function of a batch-first tensor on ``device`` of ``dtype``, built once."""
+        kernel = self._kernels.get((call, device, dtype))
+        if kernel is None:
+            kernel = self._kernels.setdefault((call, device, dtype),
+                                              self._build(call, device, dtype))
+        return kernel
 
-    # -- the four directions ---------------------------------------------------------------
-    def _forward(self, x, conjugate: bool):
-        g = self.geometry
-        x = x.reshape((-1, self.c_in) + g.input_size)
-        conv, _ = self._functions()
-        w = self.weight_tensor(x, conjugate)
-        with precise(x.device):
-            if not self._inline:
-                x = pad(x, g.padding, g.padding_mode)
-            y = conv(x, w, None, g.stride, self._conv_padding, g.dilation, self.groups)
-        if tuple(y.shape[2:]) != g.output_size:
-            # the geometry of a transposed convolution whose output_padding is at least its
-            # stride (torch allows up to the dilation): A is the convolution's first outputs
-            y = y[(slice(None), slice(None)) + tuple(slice(0, m) for m in g.output_size)]
-        return y
+    # the four directions look their kernel up straight away, without a call between
+    def forward(self, x):
+        """``A x``."""
+        return (self._kernels.get(("forward", x.device, x.dtype))
+                or self.kernel("forward", x.device, x.dtype))(x)
 
-    def _backward(self, y, conjugate: bool):
-        g = self.geometry
-        y = y.reshape((-1, self.c_out) + g.output_size)
-        _, conv_t = self._functions()
-        w = self.weight_tensor(y, conjugate)
-        with precise(y.device):
-            if self._inline:
-                return conv_t(y, w, None, g.stride, self._conv_padding, g.output_padding,
-                              self.groups, g.dilation)
-            # onto the padded grid: output_padding is what the floor of the strided size left
-            rest = tuple(p - ((m - 1) * s + r + 1) for p, m, s, r in
-                         zip(g.padded_size, g.output_size, g.stride, g.reach))
-            z = conv_t(y, w, None, g.stride, 0, rest, self.groups, g.dilation)
-            return fold(z, g.padding, g.padding_mode, g.input_size).contiguous()
+    def conjugate(self, x):
+        """``conj(A) x``."""
+        return (self._kernels.get(("conjugate", x.device, x.dtype))
+                or self.kernel("conjugate", x.device, x.dtype))(x)
+
+    def transpose(self, y):
+        """``A^T y`` (no conjugation)."""
+        return (self._kernels.get(("transpose", y.device, y.dtype))
+                or self.kernel("transpose", y.device, y.dtype))(y)
+
+    def adjoint(self, y):
+        """``A^H y``."""
+        return (self._kernels.get(("adjoint", y.device, y.dtype))
+                or self.kernel("adjoint", y.device, y.dtype))(y)
+
+    def _build(self, call: str, device, dtype):
+        torch = torch_module()
+        conjugate = call in ("conjugate", "adjoint") and dtype.is_complex
+        w = self._weight(device, dtype, conjugate)
+        if call in ("forward", "conjugate"):
+            kernel = self._forward_kernel(torch.nn.functional, w)
+        else:
+            kernel = self._backward_kernel(torch.nn.functional, w)
+        if getattr(device, "type", device) != "cuda":
+            return kernel
+
+        def precise_kernel(x, kernel=kernel):
+            with precise(x.device):
+                return kernel(x)
+
+        return precise_kernel
+
+    # A kernel reshapes its input only when it is not in the batch-first shape already: every
+    # torch call costs more than its own time just before a convolution (tens of microseconds
+    # on a busy thread pool), so the few that a product needs are all it makes.
+    def _forward_kernel(self, F, w):
+        g, groups = self.geometry, self.groups
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[g.ndim]
+        sample = (self.c_in,) + g.input_size
+        shape = (-1,) + sample
+        stride, dilation = g.stride, g.dilation
+        # zeros padding with equal sides is the convolution's own padding argument
+        inline = g.padding_mode == "zeros" and all(lo == hi for lo, hi in g.padding)
+        padding = tuple(lo for lo, _ in g.padding) if inline else 0
+        widths = None if inline or not any(lo or hi for lo, hi in g.padding) else _pad_list(
+            g.padding)
+        options = {} if g.padding_mode == "zeros" else {"mode": _MODES[g.padding_mode]}
+        full = tuple((p - r) // s + 1 for p, r, s in zip(g.padded_size, g.reach, g.stride))
+        # the geometry of a transposed convolution whose output_padding is at least its
+        # stride (torch allows up to the dilation): A is the convolution's first outputs
+        crop = None if full == g.output_size else (
+            (slice(None), slice(None)) + tuple(slice(0, m) for m in g.output_size))
+
+        def kernel(x):
+            if x.shape[1:] != sample:
+                x = x.reshape(shape)
+            if widths is not None:
+                x = F.pad(x, widths, **options)
+            y = conv(x, w, None, stride, padding, dilation, groups)
+            return y if crop is None else y[crop]
+
+        return kernel
+
+    def _backward_kernel(self, F, w):
+        g, groups = self.geometry, self.groups
+        conv_t = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[g.ndim]
+        sample = (self.c_out,) + g.output_size
+        shape = (-1,) + sample
+        stride, dilation = g.stride, g.dilation
+        if g.padding_mode == "zeros" and all(lo == hi for lo, hi in g.padding):
+            padding, output_padding = tuple(lo for lo, _ in g.padding), g.output_padding
+
+            def inline_kernel(y):
+                if y.shape[1:] != sample:
+                    y = y.reshape(shape)
+                return conv_t(y, w, None, stride, padding, output_padding, groups, dilation)
+
+            return inline_kernel
+        # onto the padded grid: output_padding is what the floor of the strided size left
+        rest = tuple(p - ((m - 1) * s + r + 1) for p, m, s, r in
+                     zip(g.padded_size, g.output_size, g.stride, g.reach))
+        mode, padding, size = g.padding_mode, g.padding, g.input_size
+
+        def kernel(y):
+            if y.shape[1:] != sample:
+                y = y.reshape(shape)
+            z = conv_t(y, w, None, stride, 0, rest, groups, dilation)
+            return fold(z, padding, mode, size).contiguous()
+
+        return kernel
 
 
 class TorchConvMethod:
@@ -196,25 +263,58 @@ class TorchConvMethod:
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
         self.conv = TorchConv(weight, geometry, groups)
+        self._runners = {}  # by (call, dtype); a copy or a pickle starts empty (__reduce__)
 
-    def _run(self, call, cols: np.ndarray, n_out: int) -> np.ndarray:
-        torch_dtype(cols.dtype)  # a dtype torch serves (the operator's, promoted)
-        t = from_numpy(cols)
-        out = call(t.T if cols.shape[1] > 1 else t.reshape(1, -1))
-        out = out.reshape(-1, n_out).T
-        return np.ascontiguousarray(out.numpy())
+    def __reduce__(self):
+        return type(self), (self.conv.weight, self.conv.geometry, self.conv.groups)
+
+    def _run(self, call: str, cols: np.ndarray, n_out: int) -> np.ndarray:
+        run = self._runners.get((call, cols.dtype))
+        if run is None:
+            run = self._runners.setdefault((call, cols.dtype), self._runner(call, cols.dtype))
+        return run(cols)
+
+    def _runner(self, call: str, dtype: np.dtype):
+        """``call`` on C-contiguous NumPy columns of ``dtype``, as one function.
+
+        Everything but the columns is bound in it: the work around torch's
+        call is a few attribute lookups, which matters just after a
+        convolution has left the caches cold.
+        """
+        torch = torch_module()
+        conv = self.conv
+        kernel = conv.kernel(call, "cpu", torch_dtype(dtype))
+        g = conv.geometry
+        if call in ("transpose", "adjoint"):
+            sample, n_out = (1, conv.c_out) + g.output_size, conv.n_in
+        else:
+            sample, n_out = (1, conv.c_in) + g.input_size, conv.n_out
+        tensor = torch.from_numpy
+
+        def run(cols):
+            if cols.shape[1] != 1:  # transposed once into the batch-first layout
+                out = kernel(from_numpy(cols).T).reshape(-1, n_out).T
+                return np.ascontiguousarray(out.numpy())
+            one = cols.reshape(sample)  # a matvec: the column is the one sample
+            try:  # a view of our own: torch.from_numpy wants it writeable; linop never writes
+                one.flags.writeable = True
+            except ValueError:  # the caller's memory is read-only
+                return kernel(from_numpy(one)).numpy().reshape(n_out, 1)
+            return kernel(tensor(one)).numpy().reshape(n_out, 1)
+
+        return run
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.forward, x, self.conv.n_out)
+        return self._run("forward", x, self.conv.n_out)
 
     def transpose(self, y: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.transpose, y, self.conv.n_in)
+        return self._run("transpose", y, self.conv.n_in)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.adjoint, y, self.conv.n_in)
+        return self._run("adjoint", y, self.conv.n_in)
 
     def conjugate(self, x: np.ndarray) -> np.ndarray:
-        return self._run(self.conv.conjugate, x, self.conv.n_out)
+        return self._run("conjugate", x, self.conv.n_out)
 
 
 class TorchCSRMethod:

@@ -327,4 +327,5 @@ class TorchFFTMethod(TorchConvMethod):
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
         self.conv = TorchFFT(weight, geometry, groups)
+        self._runners = {}
 

@@ -88,7 +88,7 @@ def from_numpy(a: np.ndarray):
     arrays are shared all the same (linop never writes to its inputs).
     """
     torch = torch_module()
-    if any(s < 0 for s in a.strides):
+    if a.ndim and min(a.strides) < 0:
         a = np.ascontiguousarray(a)
     if not a.flags.writeable:
         view = a.view()
@@ -176,3 +176,12 @@ class LinearCalls:
     def adjoint(self, y):
         """``A^H y``."""
         return self._backward(y, True)
+
+    def kernel(self, call: str, device, dtype):
+        """``call`` (``"forward"``, ``"conjugate"``, ``"transpose"`` or ``"adjoint"``) as a
+        function of one batch-first tensor on ``device`` of ``dtype``.
+
+        Here the bound method; a subclass may build and keep a closure per
+        device and dtype with what the call needs bound in it.
+        """
+        return getattr(self, call)

@@ -33,7 +33,6 @@ __all__ = ["ADJOINT_KIND", "KINDS", "call", "numpy_columns", "run"]
 ADJOINT_KIND = {"A": "AH", "AH": "A", "AT": "conjA", "conjA": "AT"}
 KINDS = tuple(ADJOINT_KIND)
 
-_DEVICES = ("cpu", "cuda")
 
 
 def shapes(op, kind: str):
@@ -41,6 +40,11 @@ def shapes(op, kind: str):
     if kind in ("A", "conjA"):
         return op.input_shape, op.output_shape
     return op.output_shape, op.input_shape
+
+
+def n_out(op, kind: str) -> int:
+    """The size of a kind of product's output (one sample)."""
+    return op.shape[0] if kind in ("A", "conjA") else op.shape[1]
 
 
 def conj(t):
@@ -53,12 +57,15 @@ def run(op, kind: str, t):
 
     ``t`` has the result's dtype already. No autograd here (see `call`).
     """
-    shape_in, shape_out = shapes(op, kind)
-    k = t.shape[0]
     kernel = op._torch_kernel(kind)
     if kernel is None:
         return _numpy_kernel(op, kind, t)
-    return kernel(t.reshape((k,) + shape_in)).reshape((k,) + shape_out)
+    shape_in, shape_out = shapes(op, kind)
+    k = t.shape[0]
+    if t.shape[1:] != shape_in:  # each torch call costs: none that changes nothing
+        t = t.reshape((k,) + shape_in)
+    out = kernel(t)
+    return out if out.shape[1:] == shape_out else out.reshape((k,) + shape_out)
 
 
 def _numpy_kernel(op, kind, t):
@@ -129,17 +136,21 @@ def _function():
 
 def batch(op, kind: str, t):
     """``kind`` of ``op`` on a batch ``(k, *in)`` -> ``(k, *out)``, autograd when it is needed."""
-    torch = torch_module()
-    if t.device.type not in _DEVICES:
+    cuda = t.is_cuda
+    if not (cuda or t.is_cpu):
         raise TypeError(f"linop computes on CPU and CUDA tensors, got a tensor on {t.device}")
     dtype = result_dtype(op, t)
-    shape_out = shapes(op, kind)[1]
     if t.shape[0] == 0:
-        return t.new_zeros((0,) + shape_out, dtype=dtype)
-    with precise(t.device):
-        if t.requires_grad and torch.is_grad_enabled():
+        return t.new_zeros((0,) + shapes(op, kind)[1], dtype=dtype)
+    if t.requires_grad and torch_module().is_grad_enabled():
+        with precise(t.device):
             return _function().apply(t, op, kind, dtype)
-        return run(op, kind, t.to(dtype))
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    if not cuda:
+        return run(op, kind, t)
+    with precise(t.device):
+        return run(op, kind, t)
 
 
 def call(op, t, kind: str, form: str, name: str):
@@ -149,6 +160,12 @@ def call(op, t, kind: str, form: str, name: str):
     (``(n, k)``) or ``"shaped"`` (``(*batch, *shape)``).
     """
     shape_in, shape_out = shapes(op, kind)
+    if form == "vector":  # the common case first: a matvec, shape (n,) or (n, 1)
+        n = op.shape[1] if kind in ("A", "conjA") else op.shape[0]
+        if t.shape == (n,):
+            return batch(op, kind, t.reshape((1,) + shape_in)).reshape(n_out(op, kind))
+        if t.shape == (n, 1):
+            return batch(op, kind, t.reshape((1,) + shape_in)).reshape(n_out(op, kind), 1)
     n = math.prod(shape_in)
     if form == "shaped":
         nd = len(shape_in)
@@ -167,9 +184,6 @@ def call(op, t, kind: str, form: str, name: str):
             f"{name} of this {op.shape[0]}x{op.shape[1]} operator expects a tensor of shape "
             f"{wanted} (a C-order flattened array of shape {tuple(shape_in)}), got shape "
             f"{tuple(t.shape)}")
-    if not columns:
-        out = batch(op, kind, t.reshape(1, n)).reshape(-1)
-        return out.reshape(-1, 1) if t.ndim == 2 else out
     k = t.shape[1]
     out = batch(op, kind, t.T.reshape(k, n))
     return out.reshape(k, -1).T.contiguous()
