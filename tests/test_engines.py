@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -165,6 +166,32 @@ def test_shaped_apply_of_tensors_batches_and_views(name, rng):
     _close(op.matvec(ro), M, ro, dtype, "read-only")
     empty = op.apply(torch.zeros((0,) + op.input_shape, dtype=torch.float64))
     assert empty.shape == (0,) + op.output_shape
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_read_only_memory_and_a_second_dtype_on_one_operator(name, rng):
+    """Memory nobody may write is shared without a warning; each input dtype gets its own
+    prebuilt kernels, and the first ones stay right after the second dtype has run."""
+    op = _ops(rng, np.dtype(np.float32), "torch")[name]
+    M = _dense(op)
+    x = random_array(rng, (op.shape[1],), np.float32)
+    y = random_array(rng, (op.shape[0],), np.float32)
+    frozen_x = np.frombuffer(x.tobytes(), np.float32)
+    frozen_y = np.frombuffer(y.tobytes(), np.float32)
+    assert not frozen_x.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.from_numpy warns on read-only arrays
+        _close(op.matvec(frozen_x), M, x, np.dtype(np.float32), "read-only matvec")
+        _close(op.rmatvec(frozen_y), M.conj().T, y, np.dtype(np.float32), "read-only rmatvec")
+    # promoted: float64 kernels of their own. The operator's coefficients are float32 (its
+    # matrix folds padded taps into sums rounded to float32), so the product is float32-exact
+    wide = op.matvec(x.astype(np.float64))
+    assert wide.dtype == np.float64
+    _close(wide, M, x, np.dtype(np.float32), "float64 input")
+    narrow = op.matvec(x)
+    assert narrow.dtype == np.float32
+    _close(narrow, M, x, np.dtype(np.float32), "float32 after float64")
+    assert np.array_equal(narrow, op.matvec(frozen_x))
 
 
 # -- PyTorch's golden data on the torch engine -----------------------------------------------
