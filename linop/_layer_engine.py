@@ -1,15 +1,20 @@
 """``engine=`` for the operators that are not convolutions (pooling, Upsample, Pad, shuffles).
 
 Their NumPy kernels are strided sums, 1-D interpolation matrices along one
-axis at a time, slices and one transposed copy: memory-bound work that
-PyTorch does not do faster on the CPU. ``engine="auto"`` therefore takes
-NumPy; ``engine="torch"`` computes NumPy inputs with the torch kernels of
-`linop._torch_engine.layer_kernels` (on NumPy memory, without copies), which
-also serve ``torch.Tensor`` inputs whatever the engine.
+axis at a time, slices and one transposed copy: memory-bound work that torch
+does faster on the CPU in some families and shapes (nearest up-sampling,
+many planes, where its threads share the work) and slower in others.
+``engine="auto"`` takes NumPy unless torch is already imported and the cost
+model of `linop._layer_costs` expects the torch kernels to gain what a
+convolution's would need; ``engine="torch"`` computes NumPy inputs with the
+torch kernels of `linop._torch_engine.layer_kernels` (on NumPy memory,
+without copies), which also serve ``torch.Tensor`` inputs whatever the
+engine.
 """
 
 from __future__ import annotations
 
+from linop._layer_costs import choose_engine
 from linop._memo import Memo
 from linop._validation import ParameterValueError, as_choice
 
@@ -24,8 +29,12 @@ class LayerEngine:
     _engine_name = "numpy"
 
     def _set_engine(self, engine) -> None:
-        """Validate ``engine=`` (after ``super().__init__``): NumPy for "auto"."""
+        """Validate ``engine=`` (after ``super().__init__``) and resolve "auto"."""
         engine = as_choice(engine, "engine", _ENGINES)
+        if engine == "auto":
+            engine = choose_engine(self)
+            if engine == "torch" and self._layer_kernels() is None:
+                engine = "numpy"
         if engine == "torch":
             from linop._torch_engine.runtime import torch_module
 

@@ -311,9 +311,10 @@ dtype : dtype, default float64
     the real and imaginary parts).
 engine : {{"auto", "numpy", "torch"}}, default "auto"
     Who computes NumPy inputs: NumPy, or PyTorch's kernels on the same
-    memory. ``"auto"`` is NumPy (memory-bound work that torch does not do
-    faster on the CPU). Tensors are computed by torch on their device
-    whatever the engine.
+    memory. ``"auto"`` is NumPy unless torch is imported and the layers'
+    cost model expects its kernels to be faster by enough to matter
+    (``linop._layer_costs``). Tensors are computed by torch on their
+    device whatever the engine.
 
 Attributes
 ----------

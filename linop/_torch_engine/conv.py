@@ -13,13 +13,16 @@ groups) and applies it to batch-first tensors, ``(k, C_in, *input_size)`` ->
   it was copied from;
 - ``A^H`` and ``conj(A)``: the same with the conjugated weight.
 
-The weight lives on each device and in each dtype it is used in, built on
-first use and kept in a `~linop._memo.Memo` (which pickles and copies
-empty: a copy rebuilds its tensors where it runs).
+Each direction is a closure per device and dtype (`TorchConv.kernel`),
+built on first use with the weight tensor, the functional call and its
+arguments bound in it; neither the weights nor the closures are part of a
+copy or a pickle (``__reduce__`` rebuilds from the definition, and the
+tensors are made again where the copy runs).
 
 `TorchConvMethod` serves NumPy blocks of columns (the layout of the NumPy
 engine's methods) with a `TorchConv`: it wraps them as tensors without
-copying, and returns NumPy arrays.
+copying, and returns NumPy arrays, through one prebuilt function per
+direction and dtype.
 """
 
 from __future__ import annotations
