@@ -134,11 +134,8 @@ class TorchConv:
         return TorchConv, (self.weight, self.geometry, self.groups)
 
     # -- the weight on a device, in a dtype --------------------------------------------------
-    def weight_tensor(self, like, conjugate: bool = False):
-        """The weight on ``like``'s device in ``like``'s dtype (conjugated if asked)."""
-        return self._weight(like.device, like.dtype, conjugate and like.is_complex())
-
     def _weight(self, device, dtype, conjugate: bool):
+        """The weight as a tensor on ``device`` of ``dtype`` (conjugated if asked), built once."""
         def build():
             torch = torch_module()
             w = self.weight.conj() if conjugate else np.array(self.weight)
@@ -148,8 +145,11 @@ class TorchConv:
 
     # -- the kernels -----------------------------------------------------------------------
     def kernel(self, call: str, device, dtype):
-        """``call`` (``"forward"``, ``"conjugate"``, ``"transpose"`` or ``"adjoint"``) as one
-        function of a batch-first tensor on ``device`` of ``dtype``, built once."""
+        """One direction as a function of batch-first tensors on ``device`` of ``dtype``.
+
+        ``call`` is ``"forward"``, ``"conjugate"``, ``"transpose"`` or
+        ``"adjoint"``; the function is built on the first request and kept.
+        """
         kernel = self._kernels.get((call, device, dtype))
         if kernel is None:
             kernel = self._kernels.setdefault((call, device, dtype),

@@ -178,10 +178,11 @@ class LinearCalls:
         return self._backward(y, True)
 
     def kernel(self, call: str, device, dtype):
-        """``call`` (``"forward"``, ``"conjugate"``, ``"transpose"`` or ``"adjoint"``) as a
-        function of one batch-first tensor on ``device`` of ``dtype``.
+        """One direction as a function of batch-first tensors on ``device`` of ``dtype``.
 
-        Here the bound method; a subclass may build and keep a closure per
-        device and dtype with what the call needs bound in it.
+        ``call`` is ``"forward"``, ``"conjugate"``, ``"transpose"`` or
+        ``"adjoint"``. Here the bound method; a class may instead build and
+        keep a closure per device and dtype with what the call needs bound
+        in it (`linop._torch_engine.conv.TorchConv`).
         """
         return getattr(self, call)
