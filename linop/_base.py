@@ -188,13 +188,8 @@ class ShapedLinearOperator(LinearOperator):
         return np.ascontiguousarray(kernel(view), dtype=dtype)
 
     def _cols(self, a: np.ndarray, kernel, n_out: int) -> np.ndarray:
-        """`_run` on ``a`` in the result dtype, C-contiguous (written out: every product)."""
         dtype = self._result_dtype(a)
-        if a.shape[1] == 0:
-            return np.empty((n_out, 0), dtype=dtype)
-        view = np.ascontiguousarray(a, dtype=dtype).view()
-        view.flags.writeable = False
-        return np.ascontiguousarray(kernel(view), dtype=dtype)
+        return self._run(kernel, np.ascontiguousarray(a, dtype=dtype), n_out, dtype)
 
     # -- shaped helpers ------------------------------------------------------------------
     def apply(self, x) -> np.ndarray:

@@ -32,6 +32,8 @@ assert_close(got, ref, bound, dtype, what)
     ``max |got - ref| <= RTOL[dtype] * max(bound)``, shapes equal.
 assert_csr(S, dtype)
     A ``scipy.sparse.csr_array`` of ``dtype`` with int32 indices, sorted rows.
+forked_product(op, x, timeout)
+    ``(op @ x).tobytes()`` computed in a forked child, and its exit code.
 
 Fixtures
 --------
@@ -48,6 +50,7 @@ skipped, with a reason, by :func:`pytest_collection_modifyitems`.
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import sys
 import zlib
@@ -60,7 +63,8 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-__all__ = ["DTYPES", "METHODS", "RTOL", "assert_close", "assert_csr", "high", "random_array"]
+__all__ = ["DTYPES", "METHODS", "RTOL", "assert_close", "assert_csr", "forked_product", "high",
+           "random_array"]
 
 DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 METHODS = ("toeplitz", "im2col", "fft")
@@ -115,6 +119,30 @@ def assert_csr(S, dtype) -> None:
     for r in range(S.shape[0]):
         row = S.indices[S.indptr[r]:S.indptr[r + 1]]
         assert np.all(np.diff(row) > 0), f"row {r} indices not strictly increasing: {row}"
+
+
+def _product_to_queue(queue, op, x):
+    queue.put((op @ x).tobytes())
+
+
+def forked_product(op, x, timeout: float = 60):
+    """``(op @ x).tobytes()`` computed in a child made by ``fork``, and the child's exit code.
+
+    The bytes are None when the child never answered within ``timeout``
+    seconds (it is killed then): the caller asserts on both.
+    """
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_product_to_queue, args=(queue, op, x))
+    child.start()
+    try:  # read before joining: a child with queued data waits for its reader
+        data = queue.get(timeout=timeout)
+    except Exception:  # noqa: BLE001 - the queue's Empty: the child never answered
+        data = None
+    child.join(timeout)
+    if child.is_alive():
+        child.kill()
+    return data, child.exitcode
 
 
 @pytest.fixture

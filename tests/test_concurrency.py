@@ -6,7 +6,6 @@ regression fails the test instead of hanging the suite.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -17,12 +16,9 @@ import numpy as np
 import pytest
 
 import linop
+from conftest import forked_product
 
 TIMEOUT = 60  # seconds: far above what any of these takes
-
-
-def _child_apply(queue, op, x):
-    queue.put((op @ x).tobytes())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
@@ -31,19 +27,9 @@ def test_fork_after_a_threaded_product_does_not_hang():
     op = linop.Conv2d(np.ones((3, 3)), (400, 400))
     x = np.random.default_rng(0).standard_normal(op.shape[1])
     expected = op @ x  # starts the thread pool in this process
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child_apply, args=(queue, op, x))
-    child.start()
-    try:  # read before joining: a child with queued data waits for its reader
-        data = queue.get(timeout=TIMEOUT)
-    except Exception:  # noqa: BLE001 - the queue's Empty: the child never answered
-        data = None
-    child.join(TIMEOUT)
-    if child.is_alive():
-        child.kill()
+    data, exitcode = forked_product(op, x, TIMEOUT)
     assert data is not None, "the forked child hung in a threaded product"
-    assert child.exitcode == 0
+    assert exitcode == 0
     got = np.frombuffer(data, dtype=expected.dtype)
     np.testing.assert_array_equal(got, expected)
     # the reference: the product written as a correlation of the zero-free interior

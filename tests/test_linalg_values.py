@@ -10,13 +10,13 @@ normal-equation inverse of the explicit matrix.
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 
 import numpy as np
 import pytest
 
 import linop
+from conftest import forked_product
 from linop import linalg
 
 TIMEOUT = 60  # seconds: far above what any of these takes
@@ -52,26 +52,6 @@ def _cases():
 CASES = _cases()
 
 
-def _child(queue, op, x):
-    queue.put((op @ x).tobytes())
-
-
-def _in_forked_child(op, x):
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child, args=(queue, op, x))
-    child.start()
-    try:  # read before joining: a child with queued data waits for its reader
-        data = queue.get(timeout=TIMEOUT)
-    except Exception:  # noqa: BLE001 - the queue's Empty: the child never answered
-        data = None
-    child.join(TIMEOUT)
-    if child.is_alive():
-        child.kill()
-    assert data is not None, "the forked child never answered"
-    return data
-
-
 @pytest.mark.processes
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 @pytest.mark.parametrize(("name", "op", "ref"), CASES, ids=[c[0] for c in CASES])
@@ -82,6 +62,8 @@ def test_fork_and_deepcopy_give_the_parents_numbers(name, op, ref):
         np.testing.assert_allclose(expected, ref @ x, rtol=1e-10, atol=1e-10)
     else:  # an SPD approximation: positive along x
         assert float(x @ expected) > 0
-    got = np.frombuffer(_in_forked_child(op, x), dtype=expected.dtype)
+    data, _ = forked_product(op, x, TIMEOUT)
+    assert data is not None, "the forked child never answered"
+    got = np.frombuffer(data, dtype=expected.dtype)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(copy.deepcopy(op) @ x, expected)

@@ -40,7 +40,7 @@ from linop._torch_engine.runtime import (
     torch_module,
 )
 
-__all__ = ["TorchConv", "TorchConvMethod", "fold", "pad"]
+__all__ = ["ConvSizes", "TorchConv", "TorchConvMethod", "fold", "pad"]
 
 _MODES = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
@@ -93,7 +93,35 @@ def fold(z, padding, mode: str, input_size):
     return z
 
 
-class TorchConv:
+class ConvSizes:
+    """A convolution's weight, geometry and groups, and the sizes they give.
+
+    What the torch engine's convolutions (`TorchConv`, the FFT's
+    `~linop._torch_engine.fft.TorchFFT`) share: a copy or a pickle is rebuilt
+    from the three (``__reduce__``), so whatever a subclass builds on first
+    use starts empty there.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (C_out, C_in // groups, *kernel_size)
+    geometry : ConvGeometry
+    groups : int
+    """
+
+    def __init__(self, weight: np.ndarray, geometry, groups: int):
+        self.weight = weight
+        self.geometry = geometry
+        self.groups = groups
+        self.c_out, self.cin_g = weight.shape[:2]
+        self.c_in = self.cin_g * groups
+        self.n_in = self.c_in * math.prod(geometry.input_size)
+        self.n_out = self.c_out * math.prod(geometry.output_size)
+
+    def __reduce__(self):
+        return type(self), (self.weight, self.geometry, self.groups)
+
+
+class TorchConv(ConvSizes):
     """The convolution ``A`` of a weight, a geometry and groups, applied by PyTorch.
 
     Parameters
@@ -118,20 +146,11 @@ class TorchConv:
     """
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
-        self.weight = weight
-        self.geometry = geometry
-        self.groups = groups
-        self.c_out, self.cin_g = weight.shape[:2]
-        self.c_in = self.cin_g * groups
-        self.n_in = self.c_in * math.prod(geometry.input_size)
-        self.n_out = self.c_out * math.prod(geometry.output_size)
+        super().__init__(weight, geometry, groups)
         self._memo = Memo()
         # the built kernels, by (call, device, dtype): a plain dict, since a copy or a
-        # pickle of a TorchConv is rebuilt from its definition (__reduce__), empty
+        # pickle is rebuilt from the definition (`ConvSizes`), empty
         self._kernels = {}
-
-    def __reduce__(self):
-        return TorchConv, (self.weight, self.geometry, self.groups)
 
     # -- the weight on a device, in a dtype --------------------------------------------------
     def _weight(self, device, dtype, conjugate: bool):
@@ -156,26 +175,21 @@ class TorchConv:
                                               self._build(call, device, dtype))
         return kernel
 
-    # the four directions look their kernel up straight away, without a call between
     def forward(self, x):
         """``A x``."""
-        return (self._kernels.get(("forward", x.device, x.dtype))
-                or self.kernel("forward", x.device, x.dtype))(x)
+        return self.kernel("forward", x.device, x.dtype)(x)
 
     def conjugate(self, x):
         """``conj(A) x``."""
-        return (self._kernels.get(("conjugate", x.device, x.dtype))
-                or self.kernel("conjugate", x.device, x.dtype))(x)
+        return self.kernel("conjugate", x.device, x.dtype)(x)
 
     def transpose(self, y):
         """``A^T y`` (no conjugation)."""
-        return (self._kernels.get(("transpose", y.device, y.dtype))
-                or self.kernel("transpose", y.device, y.dtype))(y)
+        return self.kernel("transpose", y.device, y.dtype)(y)
 
     def adjoint(self, y):
         """``A^H y``."""
-        return (self._kernels.get(("adjoint", y.device, y.dtype))
-                or self.kernel("adjoint", y.device, y.dtype))(y)
+        return self.kernel("adjoint", y.device, y.dtype)(y)
 
     def _build(self, call: str, device, dtype):
         torch = torch_module()
@@ -263,15 +277,17 @@ class TorchConvMethod:
     """
 
     name = "im2col"
+    #: The batch-first convolution that serves the columns.
+    conv_class = TorchConv
 
     def __init__(self, weight: np.ndarray, geometry, groups: int):
-        self.conv = TorchConv(weight, geometry, groups)
+        self.conv = self.conv_class(weight, geometry, groups)
         self._runners = {}  # by (call, dtype); a copy or a pickle starts empty (__reduce__)
 
     def __reduce__(self):
         return type(self), (self.conv.weight, self.conv.geometry, self.conv.groups)
 
-    def _run(self, call: str, cols: np.ndarray, n_out: int) -> np.ndarray:
+    def _run(self, call: str, cols: np.ndarray) -> np.ndarray:
         run = self._runners.get((call, cols.dtype))
         if run is None:
             run = self._runners.setdefault((call, cols.dtype), self._runner(call, cols.dtype))
@@ -308,16 +324,16 @@ class TorchConvMethod:
         return run
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run("forward", x, self.conv.n_out)
+        return self._run("forward", x)
 
     def transpose(self, y: np.ndarray) -> np.ndarray:
-        return self._run("transpose", y, self.conv.n_in)
+        return self._run("transpose", y)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self._run("adjoint", y, self.conv.n_in)
+        return self._run("adjoint", y)
 
     def conjugate(self, x: np.ndarray) -> np.ndarray:
-        return self._run("conjugate", x, self.conv.n_out)
+        return self._run("conjugate", x)
 
 
 class TorchCSRMethod:

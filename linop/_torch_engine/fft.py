@@ -44,7 +44,7 @@ import numpy as np
 from linop._conv.fft import fft_tile_shape, zero_lines
 from linop._memo import Memo
 from linop._memory import check_nbytes
-from linop._torch_engine.conv import TorchConv, TorchConvMethod, fold, pad
+from linop._torch_engine.conv import ConvSizes, TorchConv, TorchConvMethod, fold, pad
 from linop._torch_engine.runtime import LinearCalls, precise, torch_module
 from linop._validation import ParameterValueError
 
@@ -77,7 +77,7 @@ def torch_fft_nbytes(weight_shape, geometry, groups: int, k: int, itemsize: int,
             + batch + spectra)
 
 
-class TorchFFT(LinearCalls):
+class TorchFFT(ConvSizes, LinearCalls):
     """The convolution ``A`` of a weight, a geometry and groups, applied by ``torch.fft``.
 
     The same calls as `~linop._torch_engine.conv.TorchConv` (``forward``,
@@ -102,19 +102,10 @@ class TorchFFT(LinearCalls):
             raise ParameterValueError(
                 "method", "method='fft' needs finite weights (an infinity or NaN would spread "
                 "through every output of a transform); use method='im2col' or 'toeplitz'")
-        self.weight = weight
-        self.geometry = geometry
-        self.groups = groups
-        self.c_out, self.cin_g = weight.shape[:2]
-        self.c_in = self.cin_g * groups
-        self.n_in = self.c_in * math.prod(geometry.input_size)
-        self.n_out = self.c_out * math.prod(geometry.output_size)
+        super().__init__(weight, geometry, groups)
         self.direct = TorchConv(weight, geometry, groups)
         self._depthwise = self.cin_g == 1 and self.c_out == groups
         self._memo = Memo()
-
-    def __reduce__(self):
-        return TorchFFT, (self.weight, self.geometry, self.groups)
 
     # -- what is built once --------------------------------------------------------------
     def _zero_lines(self, transpose: bool):
@@ -324,8 +315,5 @@ class TorchFFTMethod(TorchConvMethod):
     """
 
     name = "fft"
-
-    def __init__(self, weight: np.ndarray, geometry, groups: int):
-        self.conv = TorchFFT(weight, geometry, groups)
-        self._runners = {}
+    conv_class = TorchFFT
 
